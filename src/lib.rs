@@ -1,4 +1,107 @@
 //! NGINX module statics and hooks for ngx_http_auth_jwt_module.
 
+use core::ffi::{c_char, c_void};
+use core::ptr;
+
+use nginx_sys::{
+    ngx_array_push, ngx_conf_t, ngx_http_handler_pt, ngx_http_module_t,
+    ngx_http_phases_NGX_HTTP_ACCESS_PHASE, ngx_int_t, ngx_module_t, NGX_ERROR, NGX_HTTP_MODULE,
+    NGX_OK,
+};
+use ngx::http::{
+    HttpModule, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule,
+};
+
+pub mod authn;
+pub mod challenge;
+mod conf;
+mod ctx;
+mod handler;
+mod headers;
+pub mod identity;
 pub mod jwks;
 pub mod jwt;
+mod log;
+mod time;
+mod variables;
+
+/// The type through which ngx's traits reach this module's configuration.
+pub struct HttpAuthJwtModule;
+
+impl HttpModule for HttpAuthJwtModule {
+    fn module() -> &'static ngx_module_t {
+        module()
+    }
+
+    unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+        // SAFETY: NGINX calls this with the `http` block's configuration context.
+        match unsafe { variables::register(cf) } {
+            Some(()) => NGX_OK as ngx_int_t,
+            None => NGX_ERROR as ngx_int_t,
+        }
+    }
+
+    unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+        // SAFETY: NGINX calls this with the `http` block's configuration context.
+        let cf = unsafe { &mut *cf };
+        let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(cf) else {
+            return NGX_ERROR as ngx_int_t;
+        };
+        let phase = &mut cmcf.phases[ngx_http_phases_NGX_HTTP_ACCESS_PHASE as usize];
+        // SAFETY: the access phase's handler array holds `ngx_http_handler_pt` elements.
+        let h = unsafe { ngx_array_push(&mut phase.handlers) }.cast::<ngx_http_handler_pt>();
+        if h.is_null() {
+            return NGX_ERROR as ngx_int_t;
+        }
+        // SAFETY: `h` is the freshly pushed, uninitialised slot.
+        unsafe { *h = Some(handler::access_handler) };
+        NGX_OK as ngx_int_t
+    }
+}
+
+// SAFETY: `JwtMainConf` is what `create_main_conf` below allocates for this module.
+unsafe impl HttpModuleMainConf for HttpAuthJwtModule {
+    type MainConf = conf::JwtMainConf;
+}
+
+// SAFETY: `JwtLocConf` is what `create_loc_conf` below allocates for this module.
+unsafe impl HttpModuleLocationConf for HttpAuthJwtModule {
+    type LocationConf = conf::JwtLocConf;
+}
+
+/// The module's `ngx_module_t`, for code that needs its context index.
+pub(crate) fn module() -> &'static ngx_module_t {
+    // SAFETY: NGINX writes the module's indices once, before any request or configuration
+    // callback runs; afterwards the static is only read.
+    unsafe { &*ptr::addr_of!(ngx_http_auth_jwt_module) }
+}
+
+static NGX_HTTP_AUTH_JWT_MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
+    preconfiguration: Some(HttpAuthJwtModule::preconfiguration),
+    postconfiguration: Some(HttpAuthJwtModule::postconfiguration),
+    create_main_conf: Some(HttpAuthJwtModule::create_main_conf),
+    init_main_conf: None,
+    create_srv_conf: None,
+    merge_srv_conf: None,
+    create_loc_conf: Some(HttpAuthJwtModule::create_loc_conf),
+    merge_loc_conf: Some(merge_loc_conf),
+};
+
+unsafe extern "C" fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut c_void) -> *mut c_char {
+    // SAFETY: NGINX passes two location configurations created by this module.
+    unsafe { conf::merge_loc_conf(cf, prev, conf) }
+}
+
+#[cfg(feature = "export-modules")]
+ngx::ngx_modules!(ngx_http_auth_jwt_module);
+
+/// The module NGINX loads: `load_module modules/ngx_http_auth_jwt_module.so;`.
+#[cfg_attr(not(test), used)]
+#[allow(non_upper_case_globals)]
+#[cfg_attr(not(feature = "export-modules"), no_mangle)]
+pub static mut ngx_http_auth_jwt_module: ngx_module_t = ngx_module_t {
+    ctx: ptr::addr_of!(NGX_HTTP_AUTH_JWT_MODULE_CTX) as _,
+    commands: ptr::addr_of_mut!(conf::NGX_HTTP_AUTH_JWT_COMMANDS).cast(),
+    type_: NGX_HTTP_MODULE as _,
+    ..ngx_module_t::default()
+};

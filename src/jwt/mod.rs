@@ -1,8 +1,16 @@
 //! JSON Web Token parsing, signature verification and claim checks (pure, no NGINX).
+#![forbid(unsafe_code)]
 
 pub mod alg;
 pub mod claims;
 pub mod error;
+mod hmac;
 pub mod json;
+pub mod key;
 pub mod token;
 pub mod verify;
+
+#[cfg(test)]
+pub(crate) mod testkit;
+#[cfg(test)]
+pub(crate) mod vectors;

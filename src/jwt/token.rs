@@ -1,1 +1,374 @@
-//! TODO core helper
+//! Compact JWS parsing: segments, strict base64url and JOSE header rules; no signature check.
+#![forbid(unsafe_code)]
+
+use std::fmt;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde_json::{Map, Value};
+
+use super::alg::Alg;
+use super::error::VerifyError;
+use super::json::{self, JsonError, Limits};
+
+/// Longest `kid` accepted in a token header, in bytes.
+pub const MAX_KID_LEN: usize = 256;
+
+const HEADER_LIMITS: Limits = Limits {
+    max_depth: 8,
+    max_members: 64,
+};
+
+const PAYLOAD_LIMITS: Limits = Limits {
+    max_depth: 16,
+    max_members: 1024,
+};
+
+/// Headers that point at keys chosen by the token's author; keys only come from configuration.
+const KEY_REFERENCE_HEADERS: [&str; 3] = ["jku", "x5u", "jwk"];
+
+/// A syntactically valid compact JWS whose signature has not been checked yet.
+pub struct Token<'a> {
+    pub alg: Alg,
+    pub kid: Option<String>,
+    pub header: Map<String, Value>,
+    pub claims: Map<String, Value>,
+    /// The decoded payload, for `$jwt_payload`.
+    pub payload_json: String,
+    /// `<header>.<payload>` exactly as received: the bytes the signature covers.
+    pub signing_input: &'a [u8],
+    pub signature: Vec<u8>,
+}
+
+impl fmt::Debug for Token<'_> {
+    /// Leaves out claims and signature: a token's content never reaches logs through `Debug`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Token")
+            .field("alg", &self.alg)
+            .field("has_kid", &self.kid.is_some())
+            .field("signature_len", &self.signature.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Parses a compact JWS (RFC 7515 §7.1), checking everything but the signature.
+pub fn parse(token: &[u8]) -> Result<Token<'_>, VerifyError> {
+    match token.iter().filter(|&&b| b == b'.').count() {
+        2 => {}
+        4 => return Err(VerifyError::Encrypted),
+        _ => return Err(VerifyError::Malformed("expected 3 segments")),
+    }
+    let Some(last_dot) = token.iter().rposition(|&b| b == b'.') else {
+        return Err(VerifyError::Malformed("expected 3 segments"));
+    };
+    let (signing_input, dot_signature) = token.split_at(last_dot);
+    let signature = dot_signature.strip_prefix(b".").unwrap_or_default();
+    let mut parts = signing_input.splitn(2, |&b| b == b'.');
+    let (Some(header), Some(payload)) = (parts.next(), parts.next()) else {
+        return Err(VerifyError::Malformed("expected 3 segments"));
+    };
+
+    if header.is_empty() {
+        return Err(VerifyError::Malformed("empty header"));
+    }
+    let header = decode(header).ok_or(VerifyError::Malformed("bad base64url in header"))?;
+    let header = json::parse_object(&header, HEADER_LIMITS).map_err(header_error)?;
+    let alg = match header.get("alg") {
+        None => return Err(VerifyError::Malformed("header has no alg")),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("none") => {
+            return Err(VerifyError::AlgNone)
+        }
+        Some(Value::String(s)) => Alg::from_name(s).ok_or(VerifyError::UnsupportedAlg)?,
+        Some(_) => return Err(VerifyError::Malformed("alg is not a string")),
+    };
+    if header.contains_key("crit") {
+        return Err(VerifyError::CritUnsupported);
+    }
+    if let Some(name) = KEY_REFERENCE_HEADERS
+        .into_iter()
+        .find(|&name| header.contains_key(name))
+    {
+        return Err(VerifyError::KeyReferenceHeader(name));
+    }
+    let kid = match header.get("kid") {
+        None => None,
+        Some(Value::String(s)) if s.len() <= MAX_KID_LEN => Some(s.clone()),
+        Some(Value::String(_)) => return Err(VerifyError::Malformed("kid is too long")),
+        Some(_) => return Err(VerifyError::Malformed("kid is not a string")),
+    };
+
+    if payload.is_empty() {
+        return Err(VerifyError::Malformed("empty payload"));
+    }
+    let payload = decode(payload).ok_or(VerifyError::Malformed("bad base64url in payload"))?;
+    let payload_json =
+        String::from_utf8(payload).map_err(|_| VerifyError::Malformed("payload is not utf-8"))?;
+    let claims =
+        json::parse_object(payload_json.as_bytes(), PAYLOAD_LIMITS).map_err(payload_error)?;
+
+    if signature.is_empty() {
+        return Err(VerifyError::Malformed("empty signature"));
+    }
+    let signature =
+        decode(signature).ok_or(VerifyError::Malformed("bad base64url in signature"))?;
+
+    Ok(Token {
+        alg,
+        kid,
+        header,
+        claims,
+        payload_json,
+        signing_input,
+        signature,
+    })
+}
+
+/// Strict base64url (RFC 7515 §2): URL-safe alphabet only, no padding, no whitespace, and
+/// zero trailing bits, so every byte string has exactly one accepted encoding.
+pub fn decode(segment: &[u8]) -> Option<Vec<u8>> {
+    URL_SAFE_NO_PAD.decode(segment).ok()
+}
+
+fn header_error(e: JsonError) -> VerifyError {
+    VerifyError::Malformed(match e {
+        JsonError::Syntax => "header is not valid json",
+        JsonError::NotObject => "header is not a json object",
+        JsonError::DuplicateKey => "duplicate member in header",
+        JsonError::TooDeep => "header is nested too deeply",
+        JsonError::TooManyMembers => "header has too many members",
+    })
+}
+
+fn payload_error(e: JsonError) -> VerifyError {
+    VerifyError::Malformed(match e {
+        JsonError::Syntax => "payload is not valid json",
+        JsonError::NotObject => "payload is not a json object",
+        JsonError::DuplicateKey => "duplicate member in payload",
+        JsonError::TooDeep => "payload is nested too deeply",
+        JsonError::TooManyMembers => "payload has too many members",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(s: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(s)
+    }
+
+    fn jws(header: &str, payload: &str) -> String {
+        format!(
+            "{}.{}.c2ln",
+            b64(header.as_bytes()),
+            b64(payload.as_bytes())
+        )
+    }
+
+    const HS: &str = r#"{"alg":"HS256"}"#;
+    const CLAIMS: &str = r#"{"sub":"a"}"#;
+
+    #[test]
+    fn parses_a_token() {
+        let text = jws(
+            r#"{"alg":"ES256","kid":"k1","typ":"JWT"}"#,
+            r#"{"sub":"a","n":[1]}"#,
+        );
+        let token = parse(text.as_bytes()).unwrap();
+        assert_eq!(token.alg, Alg::ES256);
+        assert_eq!(token.kid.as_deref(), Some("k1"));
+        assert_eq!(token.header["typ"], "JWT");
+        assert_eq!(token.claims["sub"], "a");
+        assert_eq!(token.payload_json, r#"{"sub":"a","n":[1]}"#);
+        assert_eq!(token.signature, b"sig");
+        let dot = text.rfind('.').unwrap();
+        assert_eq!(token.signing_input, &text.as_bytes()[..dot]);
+        assert!(!format!("{token:?}").contains("sub"));
+    }
+
+    #[test]
+    fn accepts_every_alg_and_long_kid() {
+        for alg in Alg::ALL {
+            let text = jws(&format!(r#"{{"alg":"{alg}"}}"#), CLAIMS);
+            assert_eq!(parse(text.as_bytes()).unwrap().alg, alg);
+        }
+        let kid = "k".repeat(MAX_KID_LEN);
+        let text = jws(&format!(r#"{{"alg":"HS256","kid":"{kid}"}}"#), CLAIMS);
+        assert_eq!(parse(text.as_bytes()).unwrap().kid.unwrap(), kid);
+    }
+
+    #[test]
+    fn rejects_bad_structure_and_encoding() {
+        let h = b64(HS.as_bytes());
+        let p = b64(CLAIMS.as_bytes());
+        let m = VerifyError::Malformed;
+        let segments = m("expected 3 segments");
+        let cases: Vec<(String, VerifyError)> = vec![
+            (String::new(), segments),
+            (h.clone(), segments),
+            (format!("{h}.{p}"), segments),
+            (format!("{h}.{p}.c2ln.c2ln"), segments),
+            (format!("{h}.{p}.a.b.c.d"), segments),
+            ("....".into(), VerifyError::Encrypted),
+            (format!("{h}.{p}.a.b.c"), VerifyError::Encrypted),
+            ("..".into(), m("empty header")),
+            (format!(".{p}.c2ln"), m("empty header")),
+            (format!("{h}..c2ln"), m("empty payload")),
+            (format!("{h}.{p}."), m("empty signature")),
+            (format!("{h}=.{p}.c2ln"), m("bad base64url in header")),
+            (format!("{h}.{p}=.c2ln"), m("bad base64url in payload")),
+            (format!("{h}.{p}.c2ln===="), m("bad base64url in signature")),
+            (format!("{h}.{p}.c2ln="), m("bad base64url in signature")),
+            (format!("{h}.{p}.c2+n"), m("bad base64url in signature")),
+            (format!("{h}.{p}.c2/n"), m("bad base64url in signature")),
+            (format!("{h}.{p}.c2 n"), m("bad base64url in signature")),
+            (format!("{h}.{p}.c2ln\n"), m("bad base64url in signature")),
+            (format!("{h}.{p}. c2ln"), m("bad base64url in signature")),
+            (format!("{h}.{p}.c2l\tn"), m("bad base64url in signature")),
+            (format!("{h} .{p}.c2ln"), m("bad base64url in header")),
+            (format!("{h}.{p}.A"), m("bad base64url in signature")),
+            (format!("{h}.{p}.AB"), m("bad base64url in signature")),
+            (format!("{h}.{p}.AAB"), m("bad base64url in signature")),
+            (format!("{h}.{p}.c2l%"), m("bad base64url in signature")),
+            (
+                format!("{h}.{p}.c2l\u{e9}"),
+                m("bad base64url in signature"),
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse(text.as_bytes()).unwrap_err(), expected, "{text:?}");
+        }
+        let canonical = format!("{h}.{p}.AA");
+        assert_eq!(parse(canonical.as_bytes()).unwrap().signature, [0]);
+        assert_eq!(
+            parse(format!("{h}.{p}.AAA").as_bytes()).unwrap().signature,
+            [0, 0]
+        );
+    }
+
+    #[test]
+    fn rejects_bad_headers() {
+        let m = VerifyError::Malformed;
+        let long_kid = format!(
+            r#"{{"alg":"HS256","kid":"{}"}}"#,
+            "k".repeat(MAX_KID_LEN + 1)
+        );
+        let deep = format!(
+            r#"{{"alg":"HS256","x":{}1{}}}"#,
+            "[".repeat(8),
+            "]".repeat(8)
+        );
+        let wide = format!(
+            r#"{{"alg":"HS256",{}}}"#,
+            (0..64)
+                .map(|i| format!(r#""h{i}":0"#))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let cases: Vec<(&str, VerifyError)> = vec![
+            (r#"{"alg":"none"}"#, VerifyError::AlgNone),
+            (r#"{"alg":"None"}"#, VerifyError::AlgNone),
+            (r#"{"alg":"NONE"}"#, VerifyError::AlgNone),
+            (r#"{"alg":"nOnE"}"#, VerifyError::AlgNone),
+            (r#"{"alg":"n\u006fne"}"#, VerifyError::AlgNone),
+            (r#"{"alg":"none ","kid":"x"}"#, VerifyError::UnsupportedAlg),
+            (r#"{"alg":"hs256"}"#, VerifyError::UnsupportedAlg),
+            (r#"{"alg":"ES256K"}"#, VerifyError::UnsupportedAlg),
+            (r#"{"alg":"RSA-OAEP"}"#, VerifyError::UnsupportedAlg),
+            (r#"{"alg":""}"#, VerifyError::UnsupportedAlg),
+            (r#"{"typ":"JWT"}"#, m("header has no alg")),
+            (r#"{"alg":null}"#, m("alg is not a string")),
+            (r#"{"alg":256}"#, m("alg is not a string")),
+            (r#"{"alg":["HS256"]}"#, m("alg is not a string")),
+            (
+                r#"{"alg":"HS256","alg":"none"}"#,
+                m("duplicate member in header"),
+            ),
+            (
+                r#"{"alg":"HS256","x":{"a":1,"a":2}}"#,
+                m("duplicate member in header"),
+            ),
+            (
+                r#"{"alg":"HS256","crit":["exp"],"exp":1}"#,
+                VerifyError::CritUnsupported,
+            ),
+            (r#"{"alg":"HS256","crit":[]}"#, VerifyError::CritUnsupported),
+            (
+                r#"{"alg":"RS256","jku":"https://evil"}"#,
+                VerifyError::KeyReferenceHeader("jku"),
+            ),
+            (
+                r#"{"alg":"RS256","x5u":"https://evil"}"#,
+                VerifyError::KeyReferenceHeader("x5u"),
+            ),
+            (
+                r#"{"alg":"RS256","jwk":{"kty":"oct"}}"#,
+                VerifyError::KeyReferenceHeader("jwk"),
+            ),
+            (r#"{"alg":"HS256","kid":7}"#, m("kid is not a string")),
+            (r#"{"alg":"HS256","kid":null}"#, m("kid is not a string")),
+            (long_kid.as_str(), m("kid is too long")),
+            (deep.as_str(), m("header is nested too deeply")),
+            (wide.as_str(), m("header has too many members")),
+            (r#"["alg","HS256"]"#, m("header is not a json object")),
+            (r#""HS256""#, m("header is not a json object")),
+            (r#"{"alg":"HS256""#, m("header is not valid json")),
+            ("{\"alg\":\"HS256\"}\u{0}", m("header is not valid json")),
+        ];
+        for (header, expected) in cases {
+            let text = jws(header, CLAIMS);
+            assert_eq!(parse(text.as_bytes()).unwrap_err(), expected, "{header}");
+        }
+        let raw = format!(
+            "{}.{}.c2ln",
+            b64(b"{\"alg\":\"HS\xff\"}"),
+            b64(CLAIMS.as_bytes())
+        );
+        assert_eq!(
+            parse(raw.as_bytes()).unwrap_err(),
+            m("header is not valid json")
+        );
+    }
+
+    #[test]
+    fn rejects_bad_payloads() {
+        let m = VerifyError::Malformed;
+        let deep = format!(r#"{{"x":{}1{}}}"#, "[".repeat(16), "]".repeat(16));
+        let wide = format!("[{}]", vec!["0"; 1025].join(","));
+        let wide = format!(r#"{{"x":{wide}}}"#);
+        let cases: Vec<(&[u8], VerifyError)> = vec![
+            (b"[]", m("payload is not a json object")),
+            (b"\"sub\"", m("payload is not a json object")),
+            (b"42", m("payload is not a json object")),
+            (
+                b"{\"exp\":1,\"exp\":99999999999}",
+                m("duplicate member in payload"),
+            ),
+            (
+                b"{\"a\":[{\"b\":1,\"b\":1}]}",
+                m("duplicate member in payload"),
+            ),
+            (b"{\"exp\":1e999}", m("payload is not valid json")),
+            (b"{\"sub\":\"a\"", m("payload is not valid json")),
+            (b"{\"sub\":\"\xff\"}", m("payload is not utf-8")),
+            (b"\xfe\xff", m("payload is not utf-8")),
+            (deep.as_bytes(), m("payload is nested too deeply")),
+            (wide.as_bytes(), m("payload has too many members")),
+        ];
+        for (payload, expected) in cases {
+            let text = format!("{}.{}.c2ln", b64(HS.as_bytes()), b64(payload));
+            assert_eq!(
+                parse(text.as_bytes()).unwrap_err(),
+                expected,
+                "{}",
+                String::from_utf8_lossy(payload)
+            );
+        }
+    }
+
+    #[test]
+    fn header_errors_come_before_payload_and_signature() {
+        let none = format!("{}.{}.", b64(br#"{"alg":"none"}"#), b64(b"not json"));
+        assert_eq!(parse(none.as_bytes()).unwrap_err(), VerifyError::AlgNone);
+    }
+}

@@ -1,1 +1,230 @@
-//! TODO core helper
+//! Key selection and signature verification of parsed tokens, with OpenSSL.
+#![forbid(unsafe_code)]
+
+use openssl::bn::BigNum;
+use openssl::ec::EcKey;
+use openssl::ecdsa::EcdsaSig;
+use openssl::error::ErrorStack;
+use openssl::hash::{self, MessageDigest};
+use openssl::pkey::{PKey, Public};
+use openssl::rsa::Padding;
+use openssl::sign::{RsaPssSaltlen, Verifier};
+
+pub use super::key::{Curve, Jwk, KeyError, KeyMaterial};
+
+use super::alg::{Alg, AlgSet};
+use super::error::VerifyError;
+use super::key::{Kind, ED25519_KEY_LEN};
+use super::token::Token;
+
+/// Keys from configuration or a fetched JWKS, built once and shared read-only by requests.
+#[derive(Clone, Debug, Default)]
+pub struct KeySet {
+    keys: Vec<Jwk>,
+}
+
+// Workers share key sets across threads (the fetcher builds them, requests read them).
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<KeySet>();
+};
+
+impl KeySet {
+    pub fn new(keys: Vec<Jwk>) -> Self {
+        Self { keys }
+    }
+
+    pub fn extend(&mut self, other: KeySet) {
+        self.keys.extend(other.keys);
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    pub fn keys(&self) -> &[Jwk] {
+        &self.keys
+    }
+
+    /// Every algorithm some key here can verify.
+    pub fn algorithms(&self) -> AlgSet {
+        self.keys
+            .iter()
+            .flat_map(|k| k.algorithms().iter())
+            .collect()
+    }
+
+    /// Chooses the key(s) for `token` and checks its signature; returns the key that verified.
+    ///
+    /// The algorithm must be in `allowed`, and a key is only used for algorithms its type
+    /// (and its own `alg`, if set) fits. A token `kid` selects the keys with exactly that
+    /// `kid`, never keys with another one; if no key has it, keys without a `kid` (PEM keys,
+    /// JWKs without one) are tried, as they would be for a token without `kid`, and failure
+    /// reports [`VerifyError::UnknownKid`]. Without a `kid`, every fitting key is tried.
+    pub fn verify(&self, token: &Token<'_>, allowed: AlgSet) -> Result<&Jwk, VerifyError> {
+        self.verify_parts(
+            token.alg,
+            token.kid.as_deref(),
+            token.signing_input,
+            &token.signature,
+            allowed,
+        )
+    }
+
+    fn verify_parts(
+        &self,
+        alg: Alg,
+        kid: Option<&str>,
+        input: &[u8],
+        signature: &[u8],
+        allowed: AlgSet,
+    ) -> Result<&Jwk, VerifyError> {
+        if !allowed.contains(alg) {
+            return Err(VerifyError::AlgNotAllowed(alg));
+        }
+        let search = |candidate: &dyn Fn(&Jwk) -> bool| {
+            let mut seen = Search::Empty;
+            for key in self.keys.iter().filter(|k| candidate(k)) {
+                if !key.fits(alg) {
+                    if let Search::Empty = seen {
+                        seen = Search::NoneFit;
+                    }
+                } else if check(key.material(), alg, input, signature) {
+                    return Search::Verified(key);
+                } else {
+                    seen = Search::Failed;
+                }
+            }
+            seen
+        };
+        let Some(kid) = kid else {
+            return match search(&|_| true) {
+                Search::Verified(key) => Ok(key),
+                Search::Failed => Err(VerifyError::BadSignature),
+                Search::NoneFit | Search::Empty => Err(VerifyError::NoFittingKey),
+            };
+        };
+        match search(&|k| k.kid.as_deref() == Some(kid)) {
+            Search::Verified(key) => Ok(key),
+            Search::Failed => Err(VerifyError::BadSignature),
+            Search::NoneFit => Err(VerifyError::KeyTypeMismatch),
+            Search::Empty => match search(&|k| k.kid.is_none()) {
+                Search::Verified(key) => Ok(key),
+                _ => Err(VerifyError::UnknownKid),
+            },
+        }
+    }
+}
+
+/// What trying a list of candidate keys found.
+enum Search<'k> {
+    Verified(&'k Jwk),
+    /// Some key fit the algorithm; none verified.
+    Failed,
+    /// There were candidates, none of a fitting type.
+    NoneFit,
+    /// There were no candidates.
+    Empty,
+}
+
+/// Verifies one signature with one key that fits `alg`. Any OpenSSL failure counts as a bad
+/// signature; the OpenSSL error queue is left empty either way.
+fn check(material: &KeyMaterial, alg: Alg, input: &[u8], signature: &[u8]) -> bool {
+    let md = digest(alg);
+    match (&material.kind, alg) {
+        (Kind::Hmac(key), Alg::HS256 | Alg::HS384 | Alg::HS512) => {
+            key.verify(alg, input, signature)
+        }
+        (Kind::Rsa(key), Alg::RS256 | Alg::RS384 | Alg::RS512) => {
+            rsa(key, md, false, input, signature)
+        }
+        (Kind::Rsa(key), Alg::PS256 | Alg::PS384 | Alg::PS512) => {
+            rsa(key, md, true, input, signature)
+        }
+        (Kind::Ec { key, curve, order }, _) if curve.alg() == alg => {
+            ecdsa(key, curve.coordinate_len(), order, md, input, signature)
+        }
+        (Kind::Ed25519(key), Alg::EdDSA) => ed25519(key, input, signature),
+        _ => false,
+    }
+}
+
+fn digest(alg: Alg) -> MessageDigest {
+    match alg {
+        Alg::HS256 | Alg::RS256 | Alg::PS256 | Alg::ES256 => MessageDigest::sha256(),
+        Alg::HS384 | Alg::RS384 | Alg::PS384 | Alg::ES384 => MessageDigest::sha384(),
+        Alg::HS512 | Alg::RS512 | Alg::PS512 | Alg::ES512 => MessageDigest::sha512(),
+        // Ed25519 hashes internally; this value is never used.
+        Alg::EdDSA => MessageDigest::null(),
+    }
+}
+
+/// RSASSA-PKCS1-v1_5 or RSASSA-PSS (RFC 7518 §3.3, §3.5: salt length = digest length,
+/// MGF1 with the same digest). The signature must be exactly as long as the modulus.
+fn rsa(key: &PKey<Public>, md: MessageDigest, pss: bool, input: &[u8], signature: &[u8]) -> bool {
+    if signature.len() != key.size() {
+        return false;
+    }
+    let verified = Verifier::new(md, key).and_then(|mut verifier| {
+        if pss {
+            verifier.set_rsa_padding(Padding::PKCS1_PSS)?;
+            verifier.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)?;
+            verifier.set_rsa_mgf1_md(md)?;
+        }
+        verifier.verify_oneshot(signature, input)
+    });
+    verified.unwrap_or(false)
+}
+
+/// ECDSA (RFC 7518 §3.4): the signature is `r || s`, each exactly `len` bytes (DER is not
+/// JWS), each in [1, n-1], checked here before OpenSSL sees them.
+fn ecdsa(
+    key: &EcKey<Public>,
+    len: usize,
+    order: &[u8],
+    md: MessageDigest,
+    input: &[u8],
+    signature: &[u8],
+) -> bool {
+    if signature.len() != 2 * len {
+        return false;
+    }
+    let (r, s) = signature.split_at(len);
+    if !in_range(r, order) || !in_range(s, order) {
+        return false;
+    }
+    let verified = (|| {
+        let r = BigNum::from_slice(r)?;
+        let s = BigNum::from_slice(s)?;
+        let digest = hash::hash(md, input)?;
+        EcdsaSig::from_private_components(r, s)?.verify(&digest, key)
+    })();
+    let ok = verified.unwrap_or(false);
+    if !ok {
+        // ECDSA_do_verify may queue an error for a mere mismatch; drain it.
+        drop(ErrorStack::get());
+    }
+    ok
+}
+
+/// `1 <= v < n`, both big-endian of the same length (so byte order is numeric order).
+fn in_range(v: &[u8], n: &[u8]) -> bool {
+    v.len() == n.len() && v.iter().any(|&b| b != 0) && v < n
+}
+
+/// Ed25519 (RFC 8037 §3.1): pure EdDSA over the signing input, 64-byte signatures.
+fn ed25519(key: &PKey<Public>, input: &[u8], signature: &[u8]) -> bool {
+    if signature.len() != 2 * ED25519_KEY_LEN {
+        return false;
+    }
+    Verifier::new_without_digest(key)
+        .and_then(|mut verifier| verifier.verify_oneshot(signature, input))
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,309 @@
+//! Pure parsers for directive arguments: every check a directive makes, without NGINX.
+#![forbid(unsafe_code)]
+
+use core::fmt;
+
+use crate::jwt::alg::{Alg, AlgSet};
+
+/// Why a directive's arguments were refused; worded to follow NGINX's own messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfError {
+    /// `invalid value "x"`.
+    InvalidValue(String),
+    /// `"x" must be a variable ($name)`.
+    NotVariable(String),
+    /// `unknown algorithm "x"`.
+    UnknownAlg(String),
+    /// `algorithm "none" can never be allowed`.
+    AlgNone,
+    /// `invalid header name "x"`.
+    HeaderName(String),
+    /// `header "x" cannot carry an identity`.
+    ReservedHeader(String),
+    /// Free-form reason, already worded.
+    Other(String),
+}
+
+impl fmt::Display for ConfError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InvalidValue(v) => write!(f, "invalid value \"{v}\""),
+            Self::NotVariable(v) => write!(f, "\"{v}\" must be a variable, such as $name"),
+            Self::UnknownAlg(v) => write!(f, "unknown algorithm \"{v}\""),
+            Self::AlgNone => f.write_str("algorithm \"none\" can never be allowed"),
+            Self::HeaderName(v) => write!(f, "invalid header name \"{v}\""),
+            Self::ReservedHeader(v) => write!(f, "header \"{v}\" cannot carry an identity"),
+            Self::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+impl std::error::Error for ConfError {}
+
+/// Arguments of `auth_jwt`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AuthJwtArgs<'a> {
+    /// `auth_jwt off;`
+    Off,
+    /// `auth_jwt <realm> [token=$var];` The realm may contain variables.
+    On {
+        realm: &'a str,
+        token: Option<&'a str>,
+    },
+}
+
+/// Parses `auth_jwt off` | `auth_jwt <realm> [token=$variable]`.
+pub fn parse_auth_jwt<'a>(args: &[&'a str]) -> Result<AuthJwtArgs<'a>, ConfError> {
+    match args {
+        ["off"] => Ok(AuthJwtArgs::Off),
+        [realm] => Ok(AuthJwtArgs::On {
+            realm: check_realm(realm)?,
+            token: None,
+        }),
+        [realm, param] => {
+            let Some(var) = param.strip_prefix("token=") else {
+                return Err(ConfError::InvalidValue((*param).into()));
+            };
+            if !var.starts_with('$') || var.len() < 2 {
+                return Err(ConfError::NotVariable(var.into()));
+            }
+            Ok(AuthJwtArgs::On {
+                realm: check_realm(realm)?,
+                token: Some(var),
+            })
+        }
+        _ => Err(ConfError::Other("invalid number of arguments".into())),
+    }
+}
+
+fn check_realm(realm: &str) -> Result<&str, ConfError> {
+    if realm.bytes().any(|b| b.is_ascii_control()) {
+        return Err(ConfError::Other(
+            "realm must not contain control characters".into(),
+        ));
+    }
+    Ok(realm)
+}
+
+/// Parses the allow-list of `auth_jwt_algorithms`.
+pub fn parse_algorithms(args: &[&str]) -> Result<AlgSet, ConfError> {
+    let mut set = AlgSet::empty();
+    for name in args {
+        if name.eq_ignore_ascii_case("none") {
+            return Err(ConfError::AlgNone);
+        }
+        let alg = Alg::from_name(name).ok_or_else(|| ConfError::UnknownAlg((*name).into()))?;
+        set.insert(alg);
+    }
+    Ok(set)
+}
+
+/// The status an unmet `auth_jwt_require` answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequireError {
+    Unauthorized,
+    Forbidden,
+}
+
+/// Splits `auth_jwt_require $v ... [error=401|403]` into its values and its error code.
+pub fn parse_require<'a>(args: &[&'a str]) -> Result<(Vec<&'a str>, RequireError), ConfError> {
+    let (values, error) = match args.split_last() {
+        Some((last, rest)) if last.starts_with("error=") => {
+            let code = match &last["error=".len()..] {
+                "401" => RequireError::Unauthorized,
+                "403" => RequireError::Forbidden,
+                _ => return Err(ConfError::InvalidValue((*last).into())),
+            };
+            (rest, code)
+        }
+        _ => (args, RequireError::Unauthorized),
+    };
+    if values.is_empty() {
+        return Err(ConfError::Other("no values to require".into()));
+    }
+    if let Some(v) = values.iter().find(|v| !v.contains('$')) {
+        return Err(ConfError::NotVariable((*v).into()));
+    }
+    Ok((values.to_vec(), error))
+}
+
+/// Checks a `$name` argument and returns the name without `$`.
+pub fn parse_variable_name(arg: &str) -> Result<&str, ConfError> {
+    match arg.strip_prefix('$') {
+        Some(name)
+            if !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') =>
+        {
+            Ok(name)
+        }
+        _ => Err(ConfError::NotVariable(arg.into())),
+    }
+}
+
+/// Checks a claim or header path (`auth_jwt_claim_set $v name [nested ...]`).
+pub fn parse_path(args: &[&str]) -> Result<Vec<String>, ConfError> {
+    if args.is_empty() {
+        return Err(ConfError::Other("claim name is missing".into()));
+    }
+    if let Some(bad) = args.iter().find(|a| a.is_empty()) {
+        return Err(ConfError::InvalidValue((*bad).into()));
+    }
+    Ok(args.iter().map(|a| (*a).to_owned()).collect())
+}
+
+/// Request headers that frame or route the request: an identity may not be written there.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+];
+
+/// Checks an identity header name (an RFC 9110 token) and returns it lower-cased.
+pub fn parse_header_name(name: &str) -> Result<String, ConfError> {
+    const TCHAR: &[u8] = b"!#$%&'*+-.^_`|~";
+    let valid = !name.is_empty()
+        && name.len() <= 256
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || TCHAR.contains(&b));
+    if !valid {
+        return Err(ConfError::HeaderName(name.into()));
+    }
+    let lower = name.to_ascii_lowercase();
+    if RESERVED_HEADERS.contains(&lower.as_str()) {
+        return Err(ConfError::ReservedHeader(name.into()));
+    }
+    Ok(lower)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_jwt_args() {
+        let cases: &[(&[&str], Result<AuthJwtArgs, ConfError>)] = &[
+            (&["off"], Ok(AuthJwtArgs::Off)),
+            (
+                &["api"],
+                Ok(AuthJwtArgs::On {
+                    realm: "api",
+                    token: None,
+                }),
+            ),
+            (
+                &["api", "token=$cookie_auth"],
+                Ok(AuthJwtArgs::On {
+                    realm: "api",
+                    token: Some("$cookie_auth"),
+                }),
+            ),
+            (
+                &["api", "token=cookie"],
+                Err(ConfError::NotVariable("cookie".into())),
+            ),
+            (&["api", "token=$"], Err(ConfError::NotVariable("$".into()))),
+            (
+                &["api", "tok=$x"],
+                Err(ConfError::InvalidValue("tok=$x".into())),
+            ),
+            (
+                &["a\nb"],
+                Err(ConfError::Other(
+                    "realm must not contain control characters".into(),
+                )),
+            ),
+            (
+                &["a", "b", "c"],
+                Err(ConfError::Other("invalid number of arguments".into())),
+            ),
+        ];
+        for (args, want) in cases {
+            assert_eq!(&parse_auth_jwt(args), want, "{args:?}");
+        }
+    }
+
+    #[test]
+    fn algorithms() {
+        let set = parse_algorithms(&["RS256", "ES256"]).unwrap();
+        assert!(set.contains(Alg::RS256) && set.contains(Alg::ES256));
+        assert!(!set.contains(Alg::HS256));
+        for none in ["none", "None", "NONE"] {
+            assert_eq!(parse_algorithms(&["RS256", none]), Err(ConfError::AlgNone));
+        }
+        assert_eq!(
+            parse_algorithms(&["rs256"]),
+            Err(ConfError::UnknownAlg("rs256".into()))
+        );
+    }
+
+    #[test]
+    fn require() {
+        assert_eq!(
+            parse_require(&["$a", "$b"]),
+            Ok((vec!["$a", "$b"], RequireError::Unauthorized))
+        );
+        assert_eq!(
+            parse_require(&["$a", "error=403"]),
+            Ok((vec!["$a"], RequireError::Forbidden))
+        );
+        assert_eq!(
+            parse_require(&["$a", "error=401"]),
+            Ok((vec!["$a"], RequireError::Unauthorized))
+        );
+        assert_eq!(
+            parse_require(&["$a", "error=500"]),
+            Err(ConfError::InvalidValue("error=500".into()))
+        );
+        assert!(parse_require(&["error=403"]).is_err());
+        assert_eq!(
+            parse_require(&["literal"]),
+            Err(ConfError::NotVariable("literal".into()))
+        );
+    }
+
+    #[test]
+    fn variable_names() {
+        assert_eq!(parse_variable_name("$jwt_sub"), Ok("jwt_sub"));
+        for bad in ["jwt", "$", "$a-b", "$a b", ""] {
+            assert!(parse_variable_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn header_names() {
+        assert_eq!(parse_header_name("X-User-ID"), Ok("x-user-id".into()));
+        for bad in ["", "X User", "X:User", "X\r\nY", "Ü"] {
+            assert_eq!(
+                parse_header_name(bad),
+                Err(ConfError::HeaderName(bad.into()))
+            );
+        }
+        for reserved in [
+            "Host",
+            "Content-Length",
+            "Authorization",
+            "Transfer-Encoding",
+        ] {
+            assert_eq!(
+                parse_header_name(reserved),
+                Err(ConfError::ReservedHeader(reserved.into()))
+            );
+        }
+    }
+
+    #[test]
+    fn paths() {
+        assert_eq!(parse_path(&["a", "b"]), Ok(vec!["a".into(), "b".into()]));
+        assert!(parse_path(&[]).is_err());
+        assert!(parse_path(&["a", ""]).is_err());
+    }
+}

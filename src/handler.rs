@@ -1,0 +1,257 @@
+//! The access-phase handler: strip spoofable headers, verify the token, answer or pass on.
+
+use nginx_sys::{
+    ngx_http_request_t, ngx_int_t, NGX_DECLINED, NGX_ERROR, NGX_HTTP_FORBIDDEN,
+    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_UNAUTHORIZED, NGX_OK,
+};
+use ngx::core::NgxStr;
+use ngx::http::{HttpModuleLocationConf, Request};
+
+use crate::authn::{self, log_safe, Denial, Policy, Verified};
+use crate::challenge::{www_authenticate, Challenge};
+use crate::conf::value::RequireError;
+use crate::conf::{ext::ComplexValue, JwtLocConf, Mode};
+use crate::ctx::{self, JwtCtx};
+use crate::identity;
+use crate::jwt::claims::ClaimRules;
+use crate::jwt::error::{Status, VerifyError};
+use crate::log::{contain, log_info};
+use crate::{headers, time, HttpAuthJwtModule};
+
+/// Registered in the access phase by `postconfiguration`.
+///
+/// # Safety
+/// NGINX calls it with a live request.
+pub unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: NGINX passes a valid request that this handler may use until it returns.
+    let request = unsafe { Request::from_ngx_http_request(r) };
+    let log = request.log();
+    contain(log, NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t, || {
+        access(request)
+    })
+}
+
+fn access(request: &mut Request) -> ngx_int_t {
+    let Some(lcf) = HttpAuthJwtModule::location_conf(request) else {
+        return NGX_DECLINED as ngx_int_t;
+    };
+    // A client's copy of an identity header never reaches the upstream, whatever happens next.
+    for h in lcf.identity.iter().flatten() {
+        headers::remove_in(request.as_mut(), &h.lowcase);
+    }
+    let Some(Mode::On { realm, token, .. }) = &lcf.mode else {
+        return NGX_DECLINED as ngx_int_t;
+    };
+    let Some(raw) = token_of(request, token.as_ref()) else {
+        return deny(
+            request,
+            realm,
+            Status::Missing,
+            "no bearer token",
+            Challenge::Missing,
+        );
+    };
+    let keys = lcf
+        .keys
+        .as_deref()
+        .expect("merge guarantees keys when auth_jwt is on");
+    let policy = policy(lcf);
+    match authn::authenticate(&raw, keys, &policy, time::now()) {
+        Ok(verified) => admit(request, lcf, realm, verified),
+        Err(denial) => reject(request, realm, denial),
+    }
+}
+
+fn policy(lcf: &JwtLocConf) -> Policy<'_> {
+    Policy {
+        max_size: lcf.max_size,
+        algorithms: lcf.algorithms(),
+        claims: ClaimRules {
+            leeway: lcf.leeway,
+            require_exp: lcf.require_exp != 0,
+            issuers: lcf.issuers.as_deref().unwrap_or_default(),
+            audiences: lcf.audiences.as_deref().unwrap_or_default(),
+        },
+    }
+}
+
+/// The token from `token=$var`, or from `Authorization: Bearer <token>`. Copied, because the
+/// variable's value may be overwritten while the claims are in use.
+fn token_of(request: &Request, var: Option<&ComplexValue>) -> Option<Vec<u8>> {
+    let token = match var {
+        Some(cv) => request.get_complex_value(cv.as_ref())?.as_bytes(),
+        None => bearer(request)?,
+    };
+    (!token.is_empty()).then(|| token.to_vec())
+}
+
+fn bearer(request: &Request) -> Option<&[u8]> {
+    let h = request.as_ref().headers_in.authorization;
+    if h.is_null() {
+        return None;
+    }
+    // SAFETY: a non-NULL `authorization` points at a parsed header of this request.
+    let value = unsafe { NgxStr::from_ngx_str((*h).value) }.as_bytes();
+    let (scheme, rest) = value.split_at_checked(6)?;
+    if !scheme.eq_ignore_ascii_case(b"Bearer") || !rest.starts_with(b" ") {
+        return None;
+    }
+    Some(rest.trim_ascii())
+}
+
+fn admit(
+    request: &mut Request,
+    lcf: &JwtLocConf,
+    realm: &ComplexValue,
+    verified: Verified,
+) -> ngx_int_t {
+    // Identity headers are rendered first: a claim that cannot be sent safely refuses the token.
+    let mut identity = Vec::with_capacity(lcf.identity.as_ref().map_or(0, Vec::len));
+    for h in lcf.identity.iter().flatten() {
+        let Some(value) = identity::lookup(&verified.claims, &h.claim) else {
+            continue;
+        };
+        match identity::header_value(value) {
+            Ok(text) => identity.push((h, text)),
+            Err(e) => {
+                let denial = Denial {
+                    kid: verified.kid.clone(),
+                    alg: Some(verified.alg),
+                    error: VerifyError::BadClaim(
+                        if matches!(e, identity::IdentityError::TooLong) {
+                            "identity claim is too long"
+                        } else {
+                            "identity claim holds a control character"
+                        },
+                    ),
+                };
+                return reject(request, realm, denial);
+            }
+        }
+    }
+    let (kid, alg) = (verified.kid.clone(), verified.alg);
+    let ctx = JwtCtx {
+        status: Status::Ok,
+        error: String::new(),
+        token: Some(verified),
+    };
+    if ctx::set(request.as_mut(), ctx).is_none() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    // Requirements read the claims through variables, so they run once the context is set.
+    for (n, req) in lcf.requires.iter().flatten().enumerate() {
+        if req.values.iter().all(|cv| is_truthy(request, cv)) {
+            continue;
+        }
+        let reason = "token does not meet the requirements";
+        let kid = kid.as_deref().map(log_safe);
+        log_info!(
+            request.log(),
+            "rejected (forbidden): auth_jwt_require #{} failed, kid=\"{}\", alg=\"{}\"",
+            n + 1,
+            kid.as_deref().unwrap_or("-"),
+            alg.name()
+        );
+        return match req.error {
+            RequireError::Forbidden => answer(
+                request,
+                realm,
+                Status::Forbidden,
+                reason,
+                Challenge::InsufficientScope,
+            ),
+            RequireError::Unauthorized => answer(
+                request,
+                realm,
+                Status::Forbidden,
+                reason,
+                Challenge::InvalidToken(reason),
+            ),
+        };
+    }
+    for (h, text) in identity {
+        if headers::add_in(request.as_mut(), &h.name, &h.lowcase, &text).is_none() {
+            return NGX_ERROR as ngx_int_t;
+        }
+    }
+    NGX_OK as ngx_int_t
+}
+
+/// `auth_jwt_require` semantics: the value is neither empty nor "0".
+fn is_truthy(request: &Request, cv: &ComplexValue) -> bool {
+    request
+        .get_complex_value(cv.as_ref())
+        .is_some_and(|v| !v.is_empty() && v.as_bytes() != b"0")
+}
+
+fn reject(request: &mut Request, realm: &ComplexValue, denial: Denial) -> ngx_int_t {
+    let status = denial.error.status();
+    let reason = denial.error.to_string();
+    let kid = denial.kid.as_deref().map(log_safe);
+    log_info!(
+        request.log(),
+        "rejected ({}): {reason}, kid=\"{}\", alg=\"{}\"",
+        status.as_str(),
+        kid.as_deref().unwrap_or("-"),
+        denial.alg.map_or("-", |a| a.name())
+    );
+    answer(
+        request,
+        realm,
+        status,
+        &reason,
+        Challenge::InvalidToken(&reason),
+    )
+}
+
+fn deny(
+    request: &mut Request,
+    realm: &ComplexValue,
+    status: Status,
+    reason: &str,
+    challenge: Challenge<'_>,
+) -> ngx_int_t {
+    log_info!(request.log(), "rejected ({}): {reason}", status.as_str());
+    answer(request, realm, status, reason, challenge)
+}
+
+/// Records the outcome for the variables and answers with the challenge.
+fn answer(
+    request: &mut Request,
+    realm: &ComplexValue,
+    status: Status,
+    reason: &str,
+    challenge: Challenge<'_>,
+) -> ngx_int_t {
+    let code = match challenge {
+        Challenge::InsufficientScope => NGX_HTTP_FORBIDDEN,
+        _ => NGX_HTTP_UNAUTHORIZED,
+    };
+    match ctx::get_mut(request.as_mut()) {
+        // A requirement failed after the token passed: the claims stay for the access log.
+        Some(ctx) => {
+            ctx.status = status;
+            reason.clone_into(&mut ctx.error);
+        }
+        None => {
+            let ctx = JwtCtx {
+                status,
+                error: reason.to_owned(),
+                token: None,
+            };
+            if ctx::set(request.as_mut(), ctx).is_none() {
+                return NGX_ERROR as ngx_int_t;
+            }
+        }
+    }
+    let realm = request
+        .get_complex_value(realm.as_ref())
+        .map(|r| r.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if headers::set_www_authenticate(request.as_mut(), &www_authenticate(&realm, challenge))
+        .is_none()
+    {
+        return NGX_ERROR as ngx_int_t;
+    }
+    code as ngx_int_t
+}

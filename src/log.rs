@@ -1,0 +1,34 @@
+//! Logging macros: one per level this module uses, all prefixed with `auth_jwt: `.
+//!
+//! Levels follow the house rules: `emerg` for configuration and zone failures, `error` for an
+//! unusable key set, `warn` for fetch state changes, `info` for denials and key rotations,
+//! `alert` for bugs (a caught panic). Nothing here ever receives a token or a secret.
+
+/// Logs at `level` (an `NGX_LOG_*` constant) to an `*mut ngx_log_t`.
+macro_rules! log_at {
+    ($level:ident, $log:expr, $($arg:tt)+) => {
+        ::ngx::ngx_log_error!(::nginx_sys::$level, $log, "auth_jwt: {}", format_args!($($arg)+))
+    };
+}
+
+macro_rules! log_info {
+    ($log:expr, $($arg:tt)+) => { $crate::log::log_at!(NGX_LOG_INFO, $log, $($arg)+) };
+}
+
+pub(crate) use {log_at, log_info};
+
+/// Runs `f`, turning a panic into an `alert` line and `fallback`: a bug must never unwind
+/// into NGINX, and the worker keeps serving.
+pub fn contain<T>(log: *mut nginx_sys::ngx_log_t, fallback: T, f: impl FnOnce() -> T) -> T {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(v) => v,
+        Err(_) => {
+            log_at!(
+                NGX_LOG_ALERT,
+                log,
+                "bug: panic caught at the NGINX boundary"
+            );
+            fallback
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! `$jwt_*` variables and those defined by `auth_jwt_claim_set`/`auth_jwt_header_set`.
+
+use nginx_sys::{
+    ngx_conf_t, ngx_http_add_variable, ngx_http_request_t, ngx_http_variable_t, ngx_int_t,
+    ngx_str_t, ngx_variable_value_t, NGX_ERROR, NGX_HTTP_VAR_NOCACHEABLE, NGX_HTTP_VAR_PREFIX,
+    NGX_OK,
+};
+
+use crate::conf::{PathVar, Source};
+use crate::ctx::{self, JwtCtx};
+use crate::headers::copy_str;
+use crate::identity;
+use crate::log::contain;
+
+type Getter =
+    unsafe extern "C" fn(*mut ngx_http_request_t, *mut ngx_variable_value_t, usize) -> ngx_int_t;
+
+/// Adds the module's built-in variables (from `preconfiguration`).
+///
+/// # Safety
+/// `cf` must be the live `ngx_conf_t` of the `http` block being parsed.
+pub unsafe fn register(cf: *mut ngx_conf_t) -> Option<()> {
+    let vars: [(&str, Getter, u32); 5] = [
+        ("jwt_status", get_status, 0),
+        ("jwt_error", get_error, 0),
+        ("jwt_payload", get_payload, 0),
+        ("jwt_claim_", get_claim, NGX_HTTP_VAR_PREFIX),
+        ("jwt_header_", get_header, NGX_HTTP_VAR_PREFIX),
+    ];
+    for (name, get, flags) in vars {
+        // SAFETY: forwarded contract.
+        unsafe { add(cf, name, get, 0, flags) }?;
+    }
+    Some(())
+}
+
+/// Adds `$name` reading `var` (from `auth_jwt_claim_set`/`auth_jwt_header_set`).
+///
+/// # Safety
+/// `cf` as for `register`; `var` must stay at its address for the configuration's lifetime
+/// (it is boxed in the main configuration).
+pub unsafe fn add_path_var(cf: *mut ngx_conf_t, name: &str, var: &PathVar) -> Option<()> {
+    // SAFETY: forwarded contract.
+    unsafe { add(cf, name, get_path_var, var as *const PathVar as usize, 0) }
+}
+
+/// # Safety
+/// As for `register`.
+unsafe fn add(cf: *mut ngx_conf_t, name: &str, get: Getter, data: usize, flags: u32) -> Option<()> {
+    let mut name = ngx_str_t {
+        len: name.len(),
+        data: name.as_ptr().cast_mut(),
+    };
+    // SAFETY: NGINX copies the name into the configuration pool.
+    let v: *mut ngx_http_variable_t =
+        unsafe { ngx_http_add_variable(cf, &mut name, (NGX_HTTP_VAR_NOCACHEABLE | flags) as _) };
+    // SAFETY: a non-NULL result is the pool-allocated variable, ours to fill.
+    let v = unsafe { v.as_mut() }?;
+    v.get_handler = Some(get);
+    v.data = data;
+    Some(())
+}
+
+/// Runs `value` on the request's context and stores the result, or marks the variable not
+/// found when there is no context or no value.
+///
+/// # Safety
+/// `r` and `v` as NGINX passes them to a variable's get handler.
+unsafe fn evaluate(
+    r: *mut ngx_http_request_t,
+    v: *mut ngx_variable_value_t,
+    value: impl FnOnce(&JwtCtx) -> Option<String>,
+) -> ngx_int_t {
+    // SAFETY: NGINX passes the live request and its variable slot.
+    let (r, v) = unsafe { (&mut *r, &mut *v) };
+    // SAFETY: the request's connection and log live as long as the request.
+    let log = unsafe { (*r.connection).log };
+    let text = contain(log, None, || ctx::get(r).and_then(value));
+    let Some(text) = text else {
+        v.set_not_found(1);
+        return NGX_OK as ngx_int_t;
+    };
+    let Some(s) = copy_str(r.pool, &text) else {
+        return NGX_ERROR as ngx_int_t;
+    };
+    v.data = s.data;
+    v.set_len(s.len as u32);
+    v.set_valid(1);
+    v.set_no_cacheable(1);
+    v.set_not_found(0);
+    NGX_OK as ngx_int_t
+}
+
+unsafe extern "C" fn get_status(
+    r: *mut ngx_http_request_t,
+    v: *mut ngx_variable_value_t,
+    _: usize,
+) -> ngx_int_t {
+    // SAFETY: called by NGINX as a get handler.
+    unsafe { evaluate(r, v, |ctx| Some(ctx.status.as_str().to_owned())) }
+}
+
+unsafe extern "C" fn get_error(
+    r: *mut ngx_http_request_t,
+    v: *mut ngx_variable_value_t,
+    _: usize,
+) -> ngx_int_t {
+    // SAFETY: called by NGINX as a get handler.
+    unsafe { evaluate(r, v, |ctx| Some(ctx.error.clone())) }
+}
+
+unsafe extern "C" fn get_payload(
+    r: *mut ngx_http_request_t,
+    v: *mut ngx_variable_value_t,
+    _: usize,
+) -> ngx_int_t {
+    // SAFETY: called by NGINX as a get handler.
+    unsafe { evaluate(r, v, |ctx| Some(ctx.token.as_ref()?.payload.clone())) }
+}
+
+/// `$jwt_claim_<name>`: NGINX passes the full variable name as `data`.
+unsafe extern "C" fn get_claim(
+    r: *mut ngx_http_request_t,
+    v: *mut ngx_variable_value_t,
+    data: usize,
+) -> ngx_int_t {
+    // SAFETY: for prefix variables `data` is the `ngx_str_t` name of the variable used.
+    let name = unsafe { suffix(data, "jwt_claim_") };
+    // SAFETY: called by NGINX as a get handler.
+    unsafe {
+        evaluate(r, v, |ctx| {
+            Some(identity::render(ctx.token.as_ref()?.claims.get(name?)?))
+        })
+    }
+}
+
+/// `$jwt_header_<name>`.
+unsafe extern "C" fn get_header(
+    r: *mut ngx_http_request_t,
+    v: *mut ngx_variable_value_t,
+    data: usize,
+) -> ngx_int_t {
+    // SAFETY: as for `get_claim`.
+    let name = unsafe { suffix(data, "jwt_header_") };
+    // SAFETY: called by NGINX as a get handler.
+    unsafe {
+        evaluate(r, v, |ctx| {
+            Some(identity::render(ctx.token.as_ref()?.header.get(name?)?))
+        })
+    }
+}
+
+unsafe extern "C" fn get_path_var(
+    r: *mut ngx_http_request_t,
+    v: *mut ngx_variable_value_t,
+    data: usize,
+) -> ngx_int_t {
+    // SAFETY: `data` is the address of a boxed `PathVar` owned by the main configuration.
+    let var = unsafe { &*(data as *const PathVar) };
+    // SAFETY: called by NGINX as a get handler.
+    unsafe {
+        evaluate(r, v, |ctx| {
+            let token = ctx.token.as_ref()?;
+            let root = match var.source {
+                Source::Claims => &token.claims,
+                Source::Header => &token.header,
+            };
+            Some(identity::render(identity::lookup(root, &var.path)?))
+        })
+    }
+}
+
+/// The part of a prefix variable's name after `prefix`, as NGINX lower-cased it.
+///
+/// # Safety
+/// `data` must be the address of a live `ngx_str_t`.
+unsafe fn suffix<'a>(data: usize, prefix: &str) -> Option<&'a str> {
+    // SAFETY: per the contract.
+    let name = unsafe { (*(data as *const ngx_str_t)).to_str() }.ok()?;
+    name.get(prefix.len()..)
+}

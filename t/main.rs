@@ -1,0 +1,15 @@
+//! Integration tests for ngx_http_auth_jwt_module: the real NGINX binary with the built module.
+
+mod harness;
+
+mod algorithms;
+mod attacks;
+mod claims;
+mod config;
+mod identity;
+mod inheritance;
+mod require;
+mod smoke;
+mod token;
+mod variables;
+mod workers;
