@@ -9,46 +9,55 @@ use crate::harness::{keys, Failures, Jwt, Nginx, Signer, ALL_ALGS};
 const CONF: &str = r#"
     server {
         listen 127.0.0.1:{{port}};
-        auth_jwt "api";
 
         location /jwks/ {
+            auth_jwt "api";
             auth_jwt_key_file {{keys}}/jwks.json;
             proxy_pass {{upstream}};
         }
         location /rsa-pem/ {
+            auth_jwt "api";
             auth_jwt_key_file {{keys}}/rsa.pem;
             proxy_pass {{upstream}};
         }
         location /rsa-pkcs1/ {
+            auth_jwt "api";
             auth_jwt_key_file {{keys}}/rsa_pkcs1.pem;
             proxy_pass {{upstream}};
         }
         location /ec256-pem/ {
+            auth_jwt "api";
             auth_jwt_key_file {{keys}}/ec256.pem;
             proxy_pass {{upstream}};
         }
         location /ec384-pem/ {
+            auth_jwt "api";
             auth_jwt_key_file {{keys}}/ec384.pem;
             proxy_pass {{upstream}};
         }
         location /ec521-pem/ {
+            auth_jwt "api";
             auth_jwt_key_file {{keys}}/ec521.pem;
             proxy_pass {{upstream}};
         }
         location /ed-pem/ {
+            auth_jwt "api";
             auth_jwt_key_file {{keys}}/ed.pem;
             proxy_pass {{upstream}};
         }
         location /all-pem/ {
+            auth_jwt "api";
             auth_jwt_key_file {{keys}}/all.pem;
             proxy_pass {{upstream}};
         }
         location /two-files/ {
+            auth_jwt "api";
             auth_jwt_key_file {{keys}}/rsa.json;
             auth_jwt_key_file {{keys}}/ec256.json;
             proxy_pass {{upstream}};
         }
         location /allow/ {
+            auth_jwt "api";
             auth_jwt_key_file {{keys}}/jwks.json;
             auth_jwt_algorithms RS256 ES256;
             proxy_pass {{upstream}};

@@ -16,22 +16,25 @@ const CONF: &str = r#"
     server {
         listen 127.0.0.1:{{port}};
         large_client_header_buffers 4 64k;
-        auth_jwt "api";
 
         location / {
+            auth_jwt "api";
             auth_jwt_key_file {{keys}}/jwks.json;
             auth_jwt_key_file {{keys}}/enc.json;
             proxy_pass {{upstream}};
         }
         location /public/ {
+            auth_jwt "api";
             auth_jwt_key_file {{keys}}/public.json;
             proxy_pass {{upstream}};
         }
         location /pem/ {
+            auth_jwt "api";
             auth_jwt_key_file {{keys}}/rsa.pem;
             proxy_pass {{upstream}};
         }
         location /small/ {
+            auth_jwt "api";
             auth_jwt_key_file {{keys}}/jwks.json;
             auth_jwt_max_size 1k;
             proxy_pass {{upstream}};

@@ -104,7 +104,7 @@ const BAD_VALUES: &[(&str, &str, &str, &[&str])] = &[
     ("auth_jwt empty token", "auth_jwt \"api\" token=;", "token=;", &["auth_jwt"]),
     ("auth_jwt duplicate", "auth_jwt \"a\";\n auth_jwt \"b\";", "auth_jwt \"b\"", &["auth_jwt", "duplicate"]),
     ("algorithms none", "auth_jwt_algorithms none;", "auth_jwt_algorithms", &["none"]),
-    ("algorithms None", "auth_jwt_algorithms RS256 None;", "auth_jwt_algorithms", &["None"]),
+    ("algorithms None", "auth_jwt_algorithms RS256 None;", "auth_jwt_algorithms", &["auth_jwt_algorithms"]),
     ("algorithms unknown", "auth_jwt_algorithms XY999;", "auth_jwt_algorithms", &["XY999"]),
     ("algorithms lowercase", "auth_jwt_algorithms rs256;", "auth_jwt_algorithms", &["rs256"]),
     ("algorithms empty", "auth_jwt_algorithms;", "auth_jwt_algorithms", &["invalid number of arguments"]),

@@ -16,15 +16,13 @@ const OPAD: u8 = 0x5c;
 /// 3); copying two prepared digest states costs a sixth of that. The construction is the one
 /// OpenSSL's `HMAC_Init_ex` uses (it precomputes the same two states), and the tests hold it
 /// to RFC 4231 and to OpenSSL's own HMAC.
-#[derive(Clone)]
 pub(super) struct HmacKey {
     sha256: Pads,
     sha384: Pads,
     sha512: Pads,
 }
 
-/// Hash states after absorbing `K ^ ipad` and `K ^ opad`.
-#[derive(Clone)]
+/// Hash states after absorbing `K ^ ipad` and `K ^ opad`; copied, never advanced, per MAC.
 struct Pads {
     inner: Hasher,
     outer: Hasher,

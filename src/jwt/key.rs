@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
+use std::sync::Arc;
 
 use openssl::bn::{BigNum, BigNumContext, BigNumRef};
 use openssl::ec::{EcGroup, EcKey};
@@ -140,7 +141,8 @@ pub struct KeyMaterial {
 
 #[derive(Clone)]
 pub(super) enum Kind {
-    Hmac(HmacKey),
+    /// Shared: cloning a key set must not copy six digest states.
+    Hmac(Arc<HmacKey>),
     Rsa(PKey<Public>),
     Ec {
         key: EcKey<Public>,
@@ -160,7 +162,7 @@ impl KeyMaterial {
         }
         let key = HmacKey::new(secret).map_err(|_| KeyError::Openssl)?;
         Ok(Self {
-            kind: Kind::Hmac(key),
+            kind: Kind::Hmac(Arc::new(key)),
         })
     }
 
@@ -356,7 +358,8 @@ mod tests {
         let n2048 = [0xff; 256];
         let mut even = n2048;
         even[255] = 0xfe;
-        let cases: [(&[u8], &[u8], Result<(), KeyError>); 9] = [
+        type Case<'a> = (&'a [u8], &'a [u8], Result<(), KeyError>);
+        let cases: [Case; 9] = [
             (&n2048, &[1, 0, 1], Ok(())),
             (&n2048, &[3], Ok(())),
             (&[0xff; 255], &[1, 0, 1], Err(KeyError::RsaTooShort)),
@@ -409,5 +412,20 @@ mod tests {
             assert!(err.is_unsupported());
         }
         assert!(!KeyError::RsaTooShort.is_unsupported());
+    }
+
+    #[test]
+    fn curve_table_matches_openssl() {
+        for (curve, nid) in [
+            (Curve::P256, Nid::X9_62_PRIME256V1),
+            (Curve::P384, Nid::SECP384R1),
+            (Curve::P521, Nid::SECP521R1),
+        ] {
+            let group = EcGroup::from_curve_name(nid).unwrap();
+            let bits = usize::try_from(group.degree()).unwrap();
+            assert_eq!(curve.coordinate_len(), bits.div_ceil(8), "{curve:?}");
+            assert_eq!(Curve::from_name(curve.name()), Some(curve));
+            assert_eq!(Curve::from_nid(nid), Some(curve));
+        }
     }
 }

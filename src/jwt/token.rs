@@ -53,20 +53,21 @@ impl fmt::Debug for Token<'_> {
 
 /// Parses a compact JWS (RFC 7515 §7.1), checking everything but the signature.
 pub fn parse(token: &[u8]) -> Result<Token<'_>, VerifyError> {
+    let segments = || VerifyError::Malformed("expected 3 segments");
     match token.iter().filter(|&&b| b == b'.').count() {
         2 => {}
         4 => return Err(VerifyError::Encrypted),
-        _ => return Err(VerifyError::Malformed("expected 3 segments")),
+        _ => return Err(segments()),
     }
-    let Some(last_dot) = token.iter().rposition(|&b| b == b'.') else {
-        return Err(VerifyError::Malformed("expected 3 segments"));
+    let mut parts = token.splitn(3, |&b| b == b'.');
+    let (Some(header), Some(payload), Some(signature)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(segments());
     };
-    let (signing_input, dot_signature) = token.split_at(last_dot);
-    let signature = dot_signature.strip_prefix(b".").unwrap_or_default();
-    let mut parts = signing_input.splitn(2, |&b| b == b'.');
-    let (Some(header), Some(payload)) = (parts.next(), parts.next()) else {
-        return Err(VerifyError::Malformed("expected 3 segments"));
-    };
+    // What the signature covers: `header.payload`, as received.
+    let signing_input = token
+        .get(..header.len() + 1 + payload.len())
+        .ok_or_else(segments)?;
 
     if header.is_empty() {
         return Err(VerifyError::Malformed("empty header"));

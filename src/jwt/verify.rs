@@ -62,9 +62,9 @@ impl KeySet {
     ///
     /// The algorithm must be in `allowed`, and a key is only used for algorithms its type
     /// (and its own `alg`, if set) fits. A token `kid` selects the keys with exactly that
-    /// `kid`, never keys with another one; if no key has it, keys without a `kid` (PEM keys,
-    /// JWKs without one) are tried, as they would be for a token without `kid`, and failure
-    /// reports [`VerifyError::UnknownKid`]. Without a `kid`, every fitting key is tried.
+    /// `kid` and nothing else: if none has it the token is refused with
+    /// [`VerifyError::UnknownKid`], with no fallback to other keys (kid-less ones included).
+    /// Without a `kid`, every fitting key is tried.
     pub fn verify(&self, token: &Token<'_>, allowed: AlgSet) -> Result<&Jwk, VerifyError> {
         self.verify_parts(
             token.alg,
@@ -112,10 +112,7 @@ impl KeySet {
             Search::Verified(key) => Ok(key),
             Search::Failed => Err(VerifyError::BadSignature),
             Search::NoneFit => Err(VerifyError::KeyTypeMismatch),
-            Search::Empty => match search(&|k| k.kid.is_none()) {
-                Search::Verified(key) => Ok(key),
-                _ => Err(VerifyError::UnknownKid),
-            },
+            Search::Empty => Err(VerifyError::UnknownKid),
         }
     }
 }

@@ -256,7 +256,7 @@ impl Keys {
     /// | `all.pem` | every published public key, one PEM block after another |
     /// | `rsa_1024.json`, `rsa_1024.pem` | a weak RSA key |
     /// | `rsa_private.pem` | a PKCS#8 private key |
-    /// | `enc.json` | the RSA key marked `"use":"enc"` (kid `rsa-enc`) |
+    /// | `enc.json` | the RSA key marked `"use":"enc"` (kid `rsa-enc`), and an HMAC key (kid `enc-companion`) so that the file has a usable key |
     pub fn write_to(&self, dir: &Path) {
         fs::create_dir_all(dir).expect("create keys dir");
         let all: Vec<Value> = self.public_jwks().into_iter().chain(self.hmac_jwks()).collect();
@@ -294,7 +294,7 @@ impl Keys {
             ("rsa_1024.json", jwks(&[self.rsa_1024.jwk()])),
             ("rsa_1024.pem", self.rsa_1024.spki_pem.clone()),
             ("rsa_private.pem", self.rsa.private_pem.clone()),
-            ("enc.json", jwks(&[enc])),
+            ("enc.json", jwks(&[enc, json!({"kty": "oct", "kid": "enc-companion", "k": b64([7u8; 32])})])),
         ];
         for (name, content) in files {
             fs::write(dir.join(name), content).expect("write key file");
