@@ -1,7 +1,12 @@
 //! One token in, one verdict out: size, parse, signature, then claims, in that order.
 #![forbid(unsafe_code)]
 
+use std::rc::Rc;
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
+
+use crate::cache::TokenCache;
 
 use crate::jwt::alg::{Alg, AlgSet};
 use crate::jwt::claims::{self, ClaimRules};
@@ -77,6 +82,72 @@ pub fn authenticate(
     })
 }
 
+/// Tokens longer than this are verified every time, never cached: it bounds the cache's
+/// memory at `entries * MAX_CACHED_TOKEN` plus the claims.
+pub const MAX_CACHED_TOKEN: usize = 8 * 1024;
+
+/// What the verified-token cache keeps: the outcome of parsing and the signature check, and
+/// the key set that checked it. Claims are checked again on every hit (`exp` moves on).
+#[derive(Debug)]
+pub struct Cached {
+    keys: Arc<KeySet>,
+    verified: Rc<Verified>,
+}
+
+/// A per-worker verified-token cache.
+pub type Cache = TokenCache<Cached>;
+
+/// Whether [`authenticate_cached`] found the token in the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    Hit,
+    Miss,
+}
+
+/// [`authenticate`] through `cache`: a token verified before by the same key set skips
+/// parsing and the signature check; its algorithm and claims are checked again under this
+/// location's policy at `now`.
+pub fn authenticate_cached(
+    token: &[u8],
+    keys: &Arc<KeySet>,
+    policy: &Policy<'_>,
+    now: i64,
+    cache: &mut Cache,
+) -> (Result<Rc<Verified>, Denial>, Lookup) {
+    if token.len() > policy.max_size {
+        return (Err(VerifyError::TooLarge.into()), Lookup::Miss);
+    }
+    if let Some(hit) = cache.get(token).filter(|c| Arc::ptr_eq(&c.keys, keys)) {
+        let verified = Rc::clone(&hit.verified);
+        let checked = recheck(&verified, policy, now).map(|()| verified);
+        return (checked, Lookup::Hit);
+    }
+    let result = authenticate(token, keys, policy, now).map(Rc::new);
+    if let Ok(verified) = &result {
+        if token.len() <= MAX_CACHED_TOKEN {
+            let entry = Cached {
+                keys: Arc::clone(keys),
+                verified: Rc::clone(verified),
+            };
+            cache.insert(token, entry);
+        }
+    }
+    (result, Lookup::Miss)
+}
+
+/// What may differ between two requests with the same token: the location's policy and time.
+fn recheck(verified: &Verified, policy: &Policy<'_>, now: i64) -> Result<(), Denial> {
+    let denial = |error| Denial {
+        error,
+        kid: verified.kid.clone(),
+        alg: Some(verified.alg),
+    };
+    if !policy.algorithms.contains(verified.alg) {
+        return Err(denial(VerifyError::AlgNotAllowed(verified.alg)));
+    }
+    claims::check(&verified.claims, &policy.claims, now).map_err(denial)
+}
+
 /// Makes attacker-chosen text (a `kid`) safe for one log line: printable ASCII only, quotes
 /// and backslashes escaped, at most 64 characters.
 pub fn log_safe(text: &str) -> String {
@@ -113,17 +184,90 @@ mod tests {
         assert_eq!(log_safe(&long), format!("{}...", "x".repeat(64)));
     }
 
+    use crate::jwks;
+    use crate::jwt::vectors::{EXP, HS256_K, HS256_TOKEN};
+
+    fn rules() -> ClaimRules<'static> {
+        ClaimRules {
+            leeway: 0,
+            require_exp: true,
+            issuers: &[],
+            audiences: &[],
+        }
+    }
+
+    fn hs256_keys() -> Arc<KeySet> {
+        let jwks = format!(r#"{{"keys":[{{"kty":"oct","k":"{HS256_K}"}}]}}"#);
+        Arc::new(jwks::parse_jwks(jwks.as_bytes()).unwrap().keys)
+    }
+
+    #[test]
+    fn cache_hits_recheck_claims_and_policy() {
+        let keys = hs256_keys();
+        let token = HS256_TOKEN.as_bytes();
+        let policy = Policy {
+            max_size: 16 * 1024,
+            algorithms: AlgSet::all(),
+            claims: rules(),
+        };
+        let mut cache = Cache::new(8);
+        let now = EXP - 10;
+
+        let (first, lookup) = authenticate_cached(token, &keys, &policy, now, &mut cache);
+        assert!(first.is_ok());
+        assert_eq!(lookup, Lookup::Miss);
+        let (second, lookup) = authenticate_cached(token, &keys, &policy, now, &mut cache);
+        assert_eq!(lookup, Lookup::Hit);
+        assert!(Rc::ptr_eq(&first.unwrap(), &second.unwrap()));
+
+        // The same token later: expired, although its signature is cached.
+        let (late, lookup) = authenticate_cached(token, &keys, &policy, EXP, &mut cache);
+        assert_eq!(lookup, Lookup::Hit);
+        assert!(matches!(
+            late.unwrap_err().error,
+            VerifyError::Expired { exp: EXP }
+        ));
+
+        // Another location that does not allow HS256.
+        let strict = Policy {
+            algorithms: [Alg::RS256].into_iter().collect(),
+            ..policy
+        };
+        let (refused, _) = authenticate_cached(token, &keys, &strict, now, &mut cache);
+        assert!(matches!(
+            refused.unwrap_err().error,
+            VerifyError::AlgNotAllowed(Alg::HS256)
+        ));
+
+        // Another key set (another location, or keys rotated): verified afresh, and refused.
+        let other = Arc::new(KeySet::new(Vec::new()));
+        let (fresh, lookup) = authenticate_cached(token, &other, &policy, now, &mut cache);
+        assert_eq!(lookup, Lookup::Miss);
+        assert!(fresh.is_err());
+    }
+
+    #[test]
+    fn refused_tokens_are_not_cached() {
+        let keys = hs256_keys();
+        let policy = Policy {
+            max_size: 16 * 1024,
+            algorithms: AlgSet::all(),
+            claims: rules(),
+        };
+        let mut cache = Cache::new(8);
+        let mut tampered = HS256_TOKEN.as_bytes().to_vec();
+        *tampered.last_mut().unwrap() ^= 1;
+        let (result, _) = authenticate_cached(&tampered, &keys, &policy, EXP - 10, &mut cache);
+        assert!(result.is_err());
+        assert!(cache.is_empty());
+    }
+
     #[test]
     fn oversized_token_is_refused_before_parsing() {
         let policy = Policy {
             max_size: 8,
             algorithms: AlgSet::all(),
-            claims: ClaimRules {
-                leeway: 0,
-                require_exp: true,
-                issuers: &[],
-                audiences: &[],
-            },
+            claims: rules(),
         };
         let keys = KeySet::new(Vec::new());
         let denial = authenticate(b"aaaaaaaaa", &keys, &policy, 0).unwrap_err();

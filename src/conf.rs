@@ -16,7 +16,7 @@ use ngx::{ngx_log_error, ngx_string};
 
 use self::ext::{args, complex_value, fail, full_path, ComplexValue};
 use self::value::{
-    parse_algorithms, parse_auth_jwt, parse_header_name, parse_path, parse_require,
+    parse_algorithms, parse_auth_jwt, parse_cache, parse_header_name, parse_path, parse_require,
     parse_variable_name, AuthJwtArgs, RequireError,
 };
 use crate::jwks;
@@ -46,12 +46,24 @@ pub struct PathVar {
     pub path: Vec<String>,
 }
 
+/// Default `auth_jwt_cache` size, per worker.
+const DEFAULT_CACHE_ENTRIES: usize = 1024;
+
 /// `http`-level configuration.
 #[derive(Debug, Default)]
 pub struct JwtMainConf {
+    /// `auth_jwt_cache`: `None` until set, `Some(0)` for `off`.
+    pub cache: Option<usize>,
     /// Boxed so that the address handed to NGINX as variable data never moves.
     #[allow(clippy::vec_box)]
     pub vars: Vec<Box<PathVar>>,
+}
+
+impl JwtMainConf {
+    /// Entries of each worker's verified-token cache; 0 when off.
+    pub fn cache_entries(&self) -> usize {
+        self.cache.unwrap_or(DEFAULT_CACHE_ENTRIES)
+    }
 }
 
 /// `auth_jwt` state of a location.
@@ -178,7 +190,7 @@ macro_rules! command {
 }
 
 /// The directive table; `lib.rs` points the module at it.
-pub static mut NGX_HTTP_AUTH_JWT_COMMANDS: [ngx_command_t; 15] = [
+pub static mut NGX_HTTP_AUTH_JWT_COMMANDS: [ngx_command_t; 14] = [
     command!(
         "auth_jwt",
         ANY_LOC | NGX_HTTP_LMT_CONF | NGX_CONF_TAKE12,
@@ -263,8 +275,13 @@ pub static mut NGX_HTTP_AUTH_JWT_COMMANDS: [ngx_command_t; 15] = [
         NGX_HTTP_MAIN_CONF_OFFSET,
         0
     ),
-    ngx_command_t::empty(),
-    ngx_command_t::empty(),
+    command!(
+        "auth_jwt_cache",
+        NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+        cmd_set_cache,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+        0
+    ),
     ngx_command_t::empty(),
 ];
 
@@ -509,6 +526,23 @@ extern "C" fn cmd_add_path_var<const FROM_CLAIMS: bool>(
             });
             crate::variables::add_path_var(cf, name, &var).ok_or("cannot add variable")?;
             mcf.vars.push(var);
+            Ok(())
+        })
+    }
+}
+
+extern "C" fn cmd_set_cache(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: registered with NGX_HTTP_MAIN_CONF_OFFSET, so `conf` is a JwtMainConf.
+    unsafe {
+        with_conf(cf, conf, |mcf: &mut JwtMainConf, args| {
+            if mcf.cache.is_some() {
+                return Err("is duplicate".into());
+            }
+            mcf.cache = Some(parse_cache(args[0]).map_err(|e| e.to_string())?);
             Ok(())
         })
     }

@@ -1,5 +1,7 @@
 //! The per-request record of what the access handler decided, read by the variables.
 
+use std::rc::Rc;
+
 use nginx_sys::ngx_http_request_t;
 use ngx::core::Pool;
 
@@ -12,7 +14,7 @@ pub struct JwtCtx {
     pub status: Status,
     /// Short reason for `$jwt_error`; empty when the token passed.
     pub error: String,
-    pub token: Option<Verified>,
+    pub token: Option<Rc<Verified>>,
 }
 
 /// The request's context, if the access handler has run for it.

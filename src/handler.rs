@@ -5,9 +5,12 @@ use nginx_sys::{
     NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_UNAUTHORIZED, NGX_OK,
 };
 use ngx::core::NgxStr;
-use ngx::http::{HttpModuleLocationConf, Request};
+use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, Request};
 
-use crate::authn::{self, log_safe, Denial, Policy, Verified};
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use crate::authn::{self, log_safe, Cache, Denial, Policy, Verified};
 use crate::challenge::{www_authenticate, Challenge};
 use crate::conf::value::RequireError;
 use crate::conf::{ext::ComplexValue, JwtLocConf, Mode};
@@ -17,6 +20,11 @@ use crate::jwt::claims::ClaimRules;
 use crate::jwt::error::{Status, VerifyError};
 use crate::log::{contain, log_info};
 use crate::{headers, time, HttpAuthJwtModule};
+
+thread_local! {
+    /// This worker's verified-token cache (workers are single-threaded processes).
+    static CACHE: RefCell<Cache> = RefCell::new(Cache::new(0));
+}
 
 /// Registered in the access phase by `postconfiguration`.
 ///
@@ -53,10 +61,17 @@ fn access(request: &mut Request) -> ngx_int_t {
     };
     let keys = lcf
         .keys
-        .as_deref()
+        .as_ref()
         .expect("merge guarantees keys when auth_jwt is on");
     let policy = policy(lcf);
-    match authn::authenticate(&raw, keys, &policy, time::now()) {
+    let capacity = HttpAuthJwtModule::main_conf(request).map_or(0, |m| m.cache_entries());
+    let (result, _lookup) = CACHE.with_borrow_mut(|cache| {
+        if cache.capacity() != capacity {
+            *cache = Cache::new(capacity);
+        }
+        authn::authenticate_cached(raw, keys, &policy, time::now(), cache)
+    });
+    match result {
         Ok(verified) => admit(request, lcf, realm, verified),
         Err(denial) => reject(request, realm, denial),
     }
@@ -75,14 +90,13 @@ fn policy(lcf: &JwtLocConf) -> Policy<'_> {
     }
 }
 
-/// The token from `token=$var`, or from `Authorization: Bearer <token>`. Copied, because the
-/// variable's value may be overwritten while the claims are in use.
-fn token_of(request: &Request, var: Option<&ComplexValue>) -> Option<Vec<u8>> {
+/// The token from `token=$var`, or from `Authorization: Bearer <token>`.
+fn token_of<'r>(request: &'r Request, var: Option<&ComplexValue>) -> Option<&'r [u8]> {
     let token = match var {
         Some(cv) => request.get_complex_value(cv.as_ref())?.as_bytes(),
         None => bearer(request)?,
     };
-    (!token.is_empty()).then(|| token.to_vec())
+    (!token.is_empty()).then_some(token)
 }
 
 fn bearer(request: &Request) -> Option<&[u8]> {
@@ -103,7 +117,7 @@ fn admit(
     request: &mut Request,
     lcf: &JwtLocConf,
     realm: &ComplexValue,
-    verified: Verified,
+    verified: Rc<Verified>,
 ) -> ngx_int_t {
     // Identity headers are rendered first: a claim that cannot be sent safely refuses the token.
     let mut identity = Vec::with_capacity(lcf.identity.as_ref().map_or(0, Vec::len));

@@ -13,6 +13,7 @@ use ngx::http::{
 };
 
 pub mod authn;
+pub mod cache;
 pub mod challenge;
 mod conf;
 mod ctx;

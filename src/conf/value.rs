@@ -184,6 +184,20 @@ pub fn parse_header_name(name: &str) -> Result<String, ConfError> {
     Ok(lower)
 }
 
+/// Largest `auth_jwt_cache` accepted.
+pub const MAX_CACHE_ENTRIES: usize = 1_000_000;
+
+/// Parses `auth_jwt_cache <entries> | off`; `off` is 0 entries.
+pub fn parse_cache(arg: &str) -> Result<usize, ConfError> {
+    if arg == "off" {
+        return Ok(0);
+    }
+    match arg.parse::<usize>() {
+        Ok(n) if (1..=MAX_CACHE_ENTRIES).contains(&n) && !arg.starts_with('+') => Ok(n),
+        _ => Err(ConfError::InvalidValue(arg.into())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,6 +310,20 @@ mod tests {
             assert_eq!(
                 parse_header_name(reserved),
                 Err(ConfError::ReservedHeader(reserved.into()))
+            );
+        }
+    }
+
+    #[test]
+    fn cache_sizes() {
+        assert_eq!(parse_cache("off"), Ok(0));
+        assert_eq!(parse_cache("1"), Ok(1));
+        assert_eq!(parse_cache("1000000"), Ok(1_000_000));
+        for bad in ["0", "-1", "+5", "1000001", "1k", "on", ""] {
+            assert_eq!(
+                parse_cache(bad),
+                Err(ConfError::InvalidValue(bad.into())),
+                "{bad}"
             );
         }
     }
