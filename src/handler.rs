@@ -7,6 +7,7 @@ use nginx_sys::{
 use ngx::core::NgxStr;
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, Request};
 
+use core::fmt;
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -16,6 +17,7 @@ use crate::conf::value::RequireError;
 use crate::conf::{ext::ComplexValue, JwtLocConf, Mode};
 use crate::ctx::{self, JwtCtx};
 use crate::identity;
+use crate::jwt::alg::Alg;
 use crate::jwt::claims::ClaimRules;
 use crate::jwt::error::{Status, VerifyError};
 use crate::log::{contain, log_info};
@@ -51,13 +53,9 @@ fn access(request: &mut Request) -> ngx_int_t {
         return NGX_DECLINED as ngx_int_t;
     };
     let Some(raw) = token_of(request, token.as_ref()) else {
-        return deny(
-            request,
-            realm,
-            Status::Missing,
-            "no bearer token",
-            Challenge::Missing,
-        );
+        let reason = "no bearer token";
+        log_denial(request, Status::Missing, &reason, None, None);
+        return answer(request, realm, Status::Missing, reason, Challenge::Missing);
     };
     let keys = lcf
         .keys
@@ -131,13 +129,7 @@ fn admit(
                 let denial = Denial {
                     kid: verified.kid.clone(),
                     alg: Some(verified.alg),
-                    error: VerifyError::BadClaim(
-                        if matches!(e, identity::IdentityError::TooLong) {
-                            "identity claim is too long"
-                        } else {
-                            "identity claim holds a control character"
-                        },
-                    ),
+                    error: VerifyError::BadClaim(e.as_str()),
                 };
                 return reject(request, realm, denial);
             }
@@ -158,13 +150,13 @@ fn admit(
             continue;
         }
         let reason = "token does not meet the requirements";
-        let kid = kid.as_deref().map(log_safe);
-        log_info!(
-            request.log(),
-            "rejected (forbidden): auth_jwt_require #{} failed, kid=\"{}\", alg=\"{}\"",
-            n + 1,
-            kid.as_deref().unwrap_or("-"),
-            alg.name()
+        let which = format_args!("auth_jwt_require #{} failed", n + 1);
+        log_denial(
+            request,
+            Status::Forbidden,
+            &which,
+            kid.as_deref(),
+            Some(alg),
         );
         return match req.error {
             RequireError::Forbidden => answer(
@@ -201,14 +193,7 @@ fn is_truthy(request: &Request, cv: &ComplexValue) -> bool {
 fn reject(request: &mut Request, realm: &ComplexValue, denial: Denial) -> ngx_int_t {
     let status = denial.error.status();
     let reason = denial.error.to_string();
-    let kid = denial.kid.as_deref().map(log_safe);
-    log_info!(
-        request.log(),
-        "rejected ({}): {reason}, kid=\"{}\", alg=\"{}\"",
-        status.as_str(),
-        kid.as_deref().unwrap_or("-"),
-        denial.alg.map_or("-", |a| a.name())
-    );
+    log_denial(request, status, &reason, denial.kid.as_deref(), denial.alg);
     answer(
         request,
         realm,
@@ -218,15 +203,23 @@ fn reject(request: &mut Request, realm: &ComplexValue, denial: Denial) -> ngx_in
     )
 }
 
-fn deny(
-    request: &mut Request,
-    realm: &ComplexValue,
+/// One `info` line per refusal, in the same shape whatever the reason. `kid` is the
+/// attacker's text: escaped and cut by `log_safe`.
+fn log_denial(
+    request: &Request,
     status: Status,
-    reason: &str,
-    challenge: Challenge<'_>,
-) -> ngx_int_t {
-    log_info!(request.log(), "rejected ({}): {reason}", status.as_str());
-    answer(request, realm, status, reason, challenge)
+    reason: &dyn fmt::Display,
+    kid: Option<&str>,
+    alg: Option<Alg>,
+) {
+    let kid = kid.map(log_safe);
+    log_info!(
+        request.log(),
+        "rejected ({}): {reason}, kid=\"{}\", alg=\"{}\"",
+        status.as_str(),
+        kid.as_deref().unwrap_or("-"),
+        alg.map_or("-", Alg::name)
+    );
 }
 
 /// Records the outcome for the variables and answers with the challenge.

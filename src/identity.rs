@@ -17,12 +17,18 @@ pub enum IdentityError {
     TooLong,
 }
 
-impl fmt::Display for IdentityError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl IdentityError {
+    pub fn as_str(self) -> &'static str {
+        match self {
             Self::ControlCharacter => "identity claim holds a control character",
             Self::TooLong => "identity claim is too long",
-        })
+        }
+    }
+}
+
+impl fmt::Display for IdentityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
