@@ -55,13 +55,22 @@ impl From<VerifyError> for Denial {
     }
 }
 
-/// Verifies `token` against `keys` under `policy` at time `now` (seconds since the epoch).
+/// One set of keys a location trusts, with the issuer its keys are bound to (keys from an
+/// OpenID Provider's discovery verify only that provider's tokens).
+#[derive(Debug, Clone)]
+pub struct KeySource<'a> {
+    pub keys: Arc<KeySet>,
+    pub issuer: Option<&'a str>,
+}
+
+/// Verifies `token` against `sources` under `policy` at time `now` (seconds since the
+/// epoch); returns what it verified and the key set that verified it.
 pub fn authenticate(
     token: &[u8],
-    keys: &KeySet,
+    sources: &[KeySource<'_>],
     policy: &Policy<'_>,
     now: i64,
-) -> Result<Verified, Denial> {
+) -> Result<(Verified, Arc<KeySet>), Denial> {
     if token.len() > policy.max_size {
         return Err(VerifyError::TooLarge.into());
     }
@@ -71,15 +80,40 @@ pub fn authenticate(
         kid: parsed.kid.clone(),
         alg: Some(parsed.alg),
     };
-    keys.verify(&parsed, policy.algorithms).map_err(denial)?;
+    let keys = verify_any(&parsed, sources, policy.algorithms).map_err(denial)?;
     claims::check(&parsed.claims, &policy.claims, now).map_err(denial)?;
-    Ok(Verified {
+    let verified = Verified {
         alg: parsed.alg,
         kid: parsed.kid,
         header: parsed.header,
         claims: parsed.claims,
         payload: parsed.payload_json,
-    })
+    };
+    Ok((verified, keys))
+}
+
+/// Tries each source in turn. A source that does not know the token's `kid` (or has no key
+/// for its algorithm) passes the token on to the next; any other refusal is final, so a
+/// `kid` still selects exactly the keys that carry it.
+fn verify_any(
+    token: &token::Token<'_>,
+    sources: &[KeySource<'_>],
+    allowed: AlgSet,
+) -> Result<Arc<KeySet>, VerifyError> {
+    let iss = token.claims.get("iss").and_then(Value::as_str);
+    let mut refusal = None;
+    for source in sources {
+        if source.issuer.is_some() && source.issuer != iss {
+            refusal.get_or_insert(VerifyError::IssuerMismatch);
+            continue;
+        }
+        match source.keys.verify(token, allowed) {
+            Ok(_) => return Ok(Arc::clone(&source.keys)),
+            Err(e @ (VerifyError::UnknownKid | VerifyError::NoFittingKey)) => refusal = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(refusal.unwrap_or(VerifyError::NoFittingKey))
 }
 
 /// Tokens longer than this are verified every time, never cached: it bounds the cache's
@@ -104,12 +138,13 @@ pub enum Lookup {
     Miss,
 }
 
-/// [`authenticate`] through `cache`: a token verified before by the same key set skips
-/// parsing and the signature check; its algorithm and claims are checked again under this
-/// location's policy at `now`.
+/// [`authenticate`] through `cache`: a token verified before by a key set this location
+/// still trusts skips parsing and the signature check; its algorithm and claims are checked
+/// again under this location's policy at `now`. Keys that rotate away take their entries'
+/// validity with them.
 pub fn authenticate_cached(
     token: &[u8],
-    keys: &Arc<KeySet>,
+    sources: &[KeySource<'_>],
     policy: &Policy<'_>,
     now: i64,
     cache: &mut Cache,
@@ -117,21 +152,24 @@ pub fn authenticate_cached(
     if token.len() > policy.max_size {
         return (Err(VerifyError::TooLarge.into()), Lookup::Miss);
     }
-    if let Some(hit) = cache.get(token).filter(|c| Arc::ptr_eq(&c.keys, keys)) {
+    let trusted = |c: &&Cached| sources.iter().any(|s| Arc::ptr_eq(&c.keys, &s.keys));
+    if let Some(hit) = cache.get(token).filter(trusted) {
         let verified = Rc::clone(&hit.verified);
         let checked = recheck(&verified, policy, now).map(|()| verified);
         return (checked, Lookup::Hit);
     }
-    let result = authenticate(token, keys, policy, now).map(Rc::new);
-    if let Ok(verified) = &result {
+    let result = authenticate(token, sources, policy, now);
+    let result = result.map(|(verified, keys)| {
+        let verified = Rc::new(verified);
         if token.len() <= MAX_CACHED_TOKEN {
             let entry = Cached {
-                keys: Arc::clone(keys),
-                verified: Rc::clone(verified),
+                keys,
+                verified: Rc::clone(&verified),
             };
             cache.insert(token, entry);
         }
-    }
+        verified
+    });
     (result, Lookup::Miss)
 }
 
@@ -196,9 +234,10 @@ mod tests {
         }
     }
 
-    fn hs256_keys() -> Arc<KeySet> {
+    fn hs256_keys() -> Vec<KeySource<'static>> {
         let jwks = format!(r#"{{"keys":[{{"kty":"oct","k":"{HS256_K}"}}]}}"#);
-        Arc::new(jwks::parse_jwks(jwks.as_bytes()).unwrap().keys)
+        let keys = Arc::new(jwks::parse_jwks(jwks.as_bytes()).unwrap().keys);
+        vec![KeySource { keys, issuer: None }]
     }
 
     #[test]
@@ -240,10 +279,42 @@ mod tests {
         ));
 
         // Another key set (another location, or keys rotated): verified afresh, and refused.
-        let other = Arc::new(KeySet::new(Vec::new()));
+        let other = vec![KeySource {
+            keys: Arc::new(KeySet::new(Vec::new())),
+            issuer: None,
+        }];
         let (fresh, lookup) = authenticate_cached(token, &other, &policy, now, &mut cache);
         assert_eq!(lookup, Lookup::Miss);
         assert!(fresh.is_err());
+    }
+
+    #[test]
+    fn sources_bound_to_an_issuer_only_verify_its_tokens() {
+        let token = HS256_TOKEN.as_bytes(); // "iss": "joe"
+        let policy = Policy {
+            max_size: 16 * 1024,
+            algorithms: AlgSet::all(),
+            claims: rules(),
+        };
+        let keys = hs256_keys().remove(0).keys;
+        let bound = |issuer| {
+            vec![KeySource {
+                keys: Arc::clone(&keys),
+                issuer: Some(issuer),
+            }]
+        };
+        let now = EXP - 10;
+        assert!(authenticate(token, &bound("joe"), &policy, now).is_ok());
+        let denial = authenticate(token, &bound("https://idp.example"), &policy, now).unwrap_err();
+        assert_eq!(denial.error, VerifyError::IssuerMismatch);
+        // An empty source without the kid passes the token on to the next one.
+        let mut two = vec![KeySource {
+            keys: Arc::new(KeySet::default()),
+            issuer: None,
+        }];
+        two.extend(bound("joe"));
+        let (_, verified_by) = authenticate(token, &two, &policy, now).unwrap();
+        assert!(Arc::ptr_eq(&verified_by, &keys));
     }
 
     #[test]
@@ -269,8 +340,7 @@ mod tests {
             algorithms: AlgSet::all(),
             claims: rules(),
         };
-        let keys = KeySet::new(Vec::new());
-        let denial = authenticate(b"aaaaaaaaa", &keys, &policy, 0).unwrap_err();
+        let denial = authenticate(b"aaaaaaaaa", &[], &policy, 0).unwrap_err();
         assert!(matches!(denial.error, VerifyError::TooLarge));
     }
 }

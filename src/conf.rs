@@ -16,14 +16,16 @@ use ngx::{ngx_log_error, ngx_string};
 
 use self::ext::{args, complex_value, fail, full_path, ComplexValue};
 use self::value::{
-    parse_algorithms, parse_auth_jwt, parse_cache, parse_header_name, parse_path, parse_require,
-    parse_variable_name, AuthJwtArgs, RequireError,
+    parse_algorithms, parse_auth_jwt, parse_cache, parse_fail_mode, parse_header_name, parse_path,
+    parse_require, parse_variable_name, AuthJwtArgs, FailMode, RequireError,
 };
 use crate::jwks;
 use crate::jwt::alg::AlgSet;
 use crate::jwt::verify::KeySet;
+use crate::keys::RemoteSource;
 
 pub mod ext;
+pub mod remote;
 pub mod value;
 
 /// Default `auth_jwt_max_size`.
@@ -50,13 +52,28 @@ pub struct PathVar {
 const DEFAULT_CACHE_ENTRIES: usize = 1024;
 
 /// `http`-level configuration.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct JwtMainConf {
     /// `auth_jwt_cache`: `None` until set, `Some(0)` for `off`.
     pub cache: Option<usize>,
+    /// Every remote key source of the configuration, once each.
+    pub sources: Vec<Arc<RemoteSource>>,
+    /// `auth_jwt_zone` size (`NGX_CONF_UNSET_SIZE` until set).
+    pub zone_size: usize,
     /// Boxed so that the address handed to NGINX as variable data never moves.
     #[allow(clippy::vec_box)]
     pub vars: Vec<Box<PathVar>>,
+}
+
+impl Default for JwtMainConf {
+    fn default() -> Self {
+        Self {
+            cache: None,
+            sources: Vec::new(),
+            zone_size: NGX_CONF_UNSET_SIZE,
+            vars: Vec::new(),
+        }
+    }
 }
 
 impl JwtMainConf {
@@ -107,6 +124,11 @@ pub struct JwtLocConf {
     pub algorithms: Option<AlgSet>,
     pub requires: Option<Vec<Requirement>>,
     pub identity: Option<Vec<IdentityHeader>>,
+    /// `auth_jwt_key_uri` and `auth_jwt_discovery` sources.
+    pub remote: Option<Vec<Arc<RemoteSource>>>,
+    /// `auth_jwt_trusted_certificate`, resolved to a full path.
+    pub trusted_certificate: Option<String>,
+    pub fail_mode: Option<FailMode>,
 }
 
 impl Default for JwtLocConf {
@@ -122,6 +144,9 @@ impl Default for JwtLocConf {
             algorithms: None,
             requires: None,
             identity: None,
+            remote: None,
+            trusted_certificate: None,
+            fail_mode: None,
         }
     }
 }
@@ -141,6 +166,20 @@ impl JwtLocConf {
         inherit(&mut self.algorithms, &prev.algorithms);
         inherit(&mut self.requires, &prev.requires);
         inherit(&mut self.identity, &prev.identity);
+        inherit(&mut self.remote, &prev.remote);
+        inherit(&mut self.trusted_certificate, &prev.trusted_certificate);
+        inherit(&mut self.fail_mode, &prev.fail_mode);
+        for source in self.remote.iter().flatten() {
+            let ca = source
+                .ca_file
+                .get_or_init(|| self.trusted_certificate.clone());
+            if *ca != self.trusted_certificate {
+                return Err(format!(
+                    "\"{}\" is used with different \"auth_jwt_trusted_certificate\" values",
+                    source.url()
+                ));
+            }
+        }
         let unset = |v: i64| v == NGX_CONF_UNSET as i64;
         if unset(self.leeway) {
             self.leeway = if unset(prev.leeway) { 0 } else { prev.leeway };
@@ -158,12 +197,12 @@ impl JwtLocConf {
                 size => size,
             };
         }
+        let no_files = self.keys.as_ref().is_none_or(|k| k.is_empty());
+        let no_remote = self.remote.as_ref().is_none_or(Vec::is_empty);
         match &self.mode {
-            Some(Mode::On { declared_at, .. }) if self.keys.as_ref().is_none_or(|k| k.is_empty()) => {
-                Err(format!(
-                    "\"auth_jwt\" in {declared_at} has no keys: add \"auth_jwt_key_file\" at its level or above"
-                ))
-            }
+            Some(Mode::On { declared_at, .. }) if no_files && no_remote => Err(format!(
+                "\"auth_jwt\" in {declared_at} has no keys: add \"auth_jwt_key_file\", \"auth_jwt_key_uri\" or \"auth_jwt_discovery\" at its level or above"
+            )),
             _ => Ok(()),
         }
     }
@@ -190,7 +229,7 @@ macro_rules! command {
 }
 
 /// The directive table; `lib.rs` points the module at it.
-pub static mut NGX_HTTP_AUTH_JWT_COMMANDS: [ngx_command_t; 14] = [
+pub static mut NGX_HTTP_AUTH_JWT_COMMANDS: [ngx_command_t; 19] = [
     command!(
         "auth_jwt",
         ANY_LOC | NGX_HTTP_LMT_CONF | NGX_CONF_TAKE12,
@@ -282,12 +321,49 @@ pub static mut NGX_HTTP_AUTH_JWT_COMMANDS: [ngx_command_t; 14] = [
         NGX_HTTP_MAIN_CONF_OFFSET,
         0
     ),
+    command!(
+        "auth_jwt_key_uri",
+        ANY_LOC | NGX_CONF_1MORE,
+        remote::cmd_add_source::<JWKS>,
+        NGX_HTTP_LOC_CONF_OFFSET,
+        0
+    ),
+    command!(
+        "auth_jwt_discovery",
+        ANY_LOC | NGX_CONF_1MORE,
+        remote::cmd_add_source::<DISCOVERY>,
+        NGX_HTTP_LOC_CONF_OFFSET,
+        0
+    ),
+    command!(
+        "auth_jwt_trusted_certificate",
+        ANY_LOC | NGX_CONF_TAKE1,
+        remote::cmd_set_trusted_certificate,
+        NGX_HTTP_LOC_CONF_OFFSET,
+        0
+    ),
+    command!(
+        "auth_jwt_fail_mode",
+        ANY_LOC | NGX_CONF_TAKE1,
+        cmd_set_fail_mode,
+        NGX_HTTP_LOC_CONF_OFFSET,
+        0
+    ),
+    command!(
+        "auth_jwt_zone",
+        NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+        cmd_slot::<SIZE>,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+        mem::offset_of!(JwtMainConf, zone_size)
+    ),
     ngx_command_t::empty(),
 ];
 
 const SEC: u8 = 0;
 const FLAG: u8 = 1;
 const SIZE: u8 = 2;
+const JWKS: bool = false;
+const DISCOVERY: bool = true;
 const CLAIMS: bool = true;
 const HEADER: bool = false;
 
@@ -338,7 +414,7 @@ fn finish(cf: *mut ngx_conf_t, name: &str, result: Result<(), String>) -> *mut c
 ///
 /// # Safety
 /// `conf` must point at a `T` allocated by this module's create_*_conf.
-unsafe fn with_conf<T>(
+pub(crate) unsafe fn with_conf<T>(
     cf: *mut ngx_conf_t,
     conf: *mut c_void,
     body: impl FnOnce(&mut T, &[&str]) -> Result<(), String>,
@@ -526,6 +602,23 @@ extern "C" fn cmd_add_path_var<const FROM_CLAIMS: bool>(
             });
             crate::variables::add_path_var(cf, name, &var).ok_or("cannot add variable")?;
             mcf.vars.push(var);
+            Ok(())
+        })
+    }
+}
+
+extern "C" fn cmd_set_fail_mode(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: registered with NGX_HTTP_LOC_CONF_OFFSET, so `conf` is a JwtLocConf.
+    unsafe {
+        with_conf(cf, conf, |lcf: &mut JwtLocConf, args| {
+            if lcf.fail_mode.is_some() {
+                return Err("is duplicate".into());
+            }
+            lcf.fail_mode = Some(parse_fail_mode(args[0]).map_err(|e| e.to_string())?);
             Ok(())
         })
     }

@@ -2,7 +2,7 @@
 
 use nginx_sys::{
     ngx_http_request_t, ngx_int_t, NGX_DECLINED, NGX_ERROR, NGX_HTTP_FORBIDDEN,
-    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_UNAUTHORIZED, NGX_OK,
+    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_UNAUTHORIZED, NGX_OK,
 };
 use ngx::core::NgxStr;
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, Request};
@@ -10,9 +10,12 @@ use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, Request};
 use core::fmt;
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
-use crate::authn::{self, log_safe, Cache, Denial, Policy, Verified};
+use crate::authn::{self, log_safe, Cache, Denial, KeySource, Policy, Verified};
 use crate::challenge::{www_authenticate, Challenge};
+use crate::conf::value::FailMode;
 use crate::conf::value::RequireError;
 use crate::conf::{ext::ComplexValue, JwtLocConf, Mode};
 use crate::ctx::{self, JwtCtx};
@@ -20,8 +23,8 @@ use crate::identity;
 use crate::jwt::alg::Alg;
 use crate::jwt::claims::ClaimRules;
 use crate::jwt::error::{Status, VerifyError};
-use crate::log::{contain, log_info};
-use crate::{headers, time, HttpAuthJwtModule};
+use crate::log::{contain, log_info, log_warn};
+use crate::{headers, time, zone, HttpAuthJwtModule};
 
 thread_local! {
     /// This worker's verified-token cache (workers are single-threaded processes).
@@ -57,23 +60,104 @@ fn access(request: &mut Request) -> ngx_int_t {
         log_denial(request, Status::Missing, &reason, None, None);
         return answer(request, realm, Status::Missing, reason, Challenge::Missing);
     };
-    let keys = lcf
-        .keys
-        .as_ref()
-        .expect("merge guarantees keys when auth_jwt is on");
+    let now = time::now();
+    let sources = key_sources(lcf, now);
+    if sources.is_empty() {
+        return no_keys(request, lcf);
+    }
     let policy = policy(lcf);
     let capacity = HttpAuthJwtModule::main_conf(request).map_or(0, |m| m.cache_entries());
     let (result, _lookup) = CACHE.with_borrow_mut(|cache| {
         if cache.capacity() != capacity {
             *cache = Cache::new(capacity);
         }
-        authn::authenticate_cached(raw, keys, &policy, time::now(), cache)
+        authn::authenticate_cached(raw, &sources, &policy, now, cache)
     });
+    if let Err(denial) = &result {
+        if denial.error == VerifyError::UnknownKid {
+            wake_fetchers(lcf, denial.kid.as_deref().unwrap_or_default(), now);
+        }
+    }
     match result {
         Ok(verified) => admit(request, lcf, realm, verified),
         Err(denial) => reject(request, realm, denial),
     }
 }
+
+/// The key sets usable now: local files, and remote sets that are not too stale.
+fn key_sources(lcf: &JwtLocConf, now: i64) -> Vec<KeySource<'_>> {
+    let files = lcf.keys.iter().map(|keys| KeySource {
+        keys: Arc::clone(keys),
+        issuer: None,
+    });
+    let remote = lcf.remote.iter().flatten().filter_map(|source| {
+        Some(KeySource {
+            keys: source.current(now)?,
+            issuer: source.issuer(),
+        })
+    });
+    files.chain(remote).collect()
+}
+
+/// An unknown `kid` may be a key the IdP has just rotated in: ask the fetchers to look
+/// early (each source rate-limits and remembers kids it already asked about).
+fn wake_fetchers(lcf: &JwtLocConf, kid: &str, now: i64) {
+    let Some(zone) = zone::get() else {
+        return;
+    };
+    for source in lcf.remote.iter().flatten() {
+        if let Some(&i) = source.slot.get() {
+            if source.should_wake(kid, now) {
+                zone.slots[i].wake.store(now, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// No usable keys (IdP never reached, or keys older than `max_stale`): refuse with 503 and
+/// `Retry-After` (fail closed, the default), or let the request through unauthenticated with
+/// identity headers already stripped (fail open). Logged at `warn` once per state change.
+fn no_keys(request: &mut Request, lcf: &JwtLocConf) -> ngx_int_t {
+    let open = lcf.fail_mode == Some(FailMode::Open);
+    let first = lcf
+        .remote
+        .iter()
+        .flatten()
+        .any(|s| !s.no_keys_logged.swap(true, Ordering::Relaxed));
+    if first {
+        let urls: Vec<&str> = lcf.remote.iter().flatten().map(|s| s.url()).collect();
+        let action = if open {
+            "letting requests through (fail open)"
+        } else {
+            "answering 503 (fail closed)"
+        };
+        log_warn!(
+            request.log(),
+            "no usable keys from {}: {action}",
+            urls.join(", ")
+        );
+    }
+    let status = if open { Status::Bypass } else { Status::NoKeys };
+    let ctx = JwtCtx {
+        status,
+        error: "no keys available".into(),
+        token: None,
+    };
+    if ctx::set(request.as_mut(), ctx).is_none() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    if open {
+        return NGX_OK as ngx_int_t;
+    }
+    log_denial(request, status, &"no keys available", None, None);
+    if headers::set_out(request.as_mut(), "Retry-After", RETRY_AFTER).is_none() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t
+}
+
+/// Seconds a client is told to wait while no keys are available.
+const RETRY_AFTER: &str = "5";
 
 fn policy(lcf: &JwtLocConf) -> Policy<'_> {
     Policy {

@@ -128,25 +128,41 @@ pub fn add_in(r: &mut ngx_http_request_t, name: &str, lowcase: &str, value: &str
 
 /// Sets the response's `WWW-Authenticate` header. `None` when the pool is exhausted.
 pub fn set_www_authenticate(r: &mut ngx_http_request_t, value: &str) -> Option<()> {
+    let h = push_out(r, "WWW-Authenticate", value)?;
+    r.headers_out.www_authenticate = h;
+    Some(())
+}
+
+/// Adds a response header. `None` when the pool is exhausted.
+pub fn set_out(r: &mut ngx_http_request_t, name: &'static str, value: &str) -> Option<()> {
+    push_out(r, name, value).map(|_| ())
+}
+
+fn push_out(
+    r: &mut ngx_http_request_t,
+    name: &'static str,
+    value: &str,
+) -> Option<*mut ngx_table_elt_t> {
     let pool = r.pool;
     // SAFETY: the response header list was created by NGINX with `ngx_table_elt_t` elements.
     let h = unsafe { ngx_list_push(&mut r.headers_out.headers) }.cast::<ngx_table_elt_t>();
     if h.is_null() {
         return None;
     }
-    // SAFETY: `h` is a fresh element; every field is written before NGINX reads it.
+    let value = copy_str(pool, value)?;
+    // SAFETY: `h` is a fresh element; every field is written before NGINX reads it. `name`
+    // is static, so NGINX may keep pointing at it.
     unsafe {
         (*h).hash = 1;
         (*h).key = ngx_str_t {
-            len: "WWW-Authenticate".len(),
-            data: c"WWW-Authenticate".as_ptr().cast_mut().cast(),
+            len: name.len(),
+            data: name.as_ptr().cast_mut(),
         };
         (*h).lowcase_key = ptr::null_mut();
-        (*h).value = copy_str(pool, value)?;
+        (*h).value = value;
         (*h).next = ptr::null_mut();
     }
-    r.headers_out.www_authenticate = h;
-    Some(())
+    Some(h)
 }
 
 /// Copies `s` into `pool` as an `ngx_str_t`.

@@ -8,23 +8,25 @@ use nginx_sys::{
     ngx_http_phases_NGX_HTTP_ACCESS_PHASE, ngx_int_t, ngx_module_t, NGX_ERROR, NGX_HTTP_MODULE,
     NGX_OK,
 };
-use ngx::http::{
-    HttpModule, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule,
-};
+use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 
 pub mod authn;
 pub mod cache;
 pub mod challenge;
 mod conf;
 mod ctx;
+pub mod fetch;
 mod handler;
 mod headers;
 pub mod identity;
 pub mod jwks;
 pub mod jwt;
+pub mod keys;
 mod log;
 mod time;
 mod variables;
+mod worker;
+mod zone;
 
 /// The type through which ngx's traits reach this module's configuration.
 pub struct HttpAuthJwtModule;
@@ -56,7 +58,14 @@ impl HttpModule for HttpAuthJwtModule {
         }
         // SAFETY: `h` is the freshly pushed, uninitialised slot.
         unsafe { *h = Some(handler::access_handler) };
-        NGX_OK as ngx_int_t
+        let Some(mcf) = HttpAuthJwtModule::main_conf_mut(cf) else {
+            return NGX_ERROR as ngx_int_t;
+        };
+        // SAFETY: `cf` is the `http` block's context, as this hook requires.
+        match unsafe { conf::remote::add_zone(cf, mcf) } {
+            Ok(()) => NGX_OK as ngx_int_t,
+            Err(()) => NGX_ERROR as ngx_int_t,
+        }
     }
 }
 
@@ -88,7 +97,11 @@ static NGX_HTTP_AUTH_JWT_MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
     merge_loc_conf: Some(merge_loc_conf),
 };
 
-unsafe extern "C" fn merge_loc_conf(cf: *mut ngx_conf_t, prev: *mut c_void, conf: *mut c_void) -> *mut c_char {
+unsafe extern "C" fn merge_loc_conf(
+    cf: *mut ngx_conf_t,
+    prev: *mut c_void,
+    conf: *mut c_void,
+) -> *mut c_char {
     // SAFETY: NGINX passes two location configurations created by this module.
     unsafe { conf::merge_loc_conf(cf, prev, conf) }
 }
@@ -104,5 +117,7 @@ pub static mut ngx_http_auth_jwt_module: ngx_module_t = ngx_module_t {
     ctx: ptr::addr_of!(NGX_HTTP_AUTH_JWT_MODULE_CTX) as _,
     commands: ptr::addr_of_mut!(conf::NGX_HTTP_AUTH_JWT_COMMANDS).cast(),
     type_: NGX_HTTP_MODULE as _,
+    init_process: Some(worker::init_process),
+    exit_process: Some(worker::exit_process),
     ..ngx_module_t::default()
 };

@@ -15,7 +15,11 @@ macro_rules! log_info {
     ($log:expr, $($arg:tt)+) => { $crate::log::log_at!(NGX_LOG_INFO, $log, $($arg)+) };
 }
 
-pub(crate) use {log_at, log_info};
+macro_rules! log_warn {
+    ($log:expr, $($arg:tt)+) => { $crate::log::log_at!(NGX_LOG_WARN, $log, $($arg)+) };
+}
+
+pub(crate) use {log_at, log_info, log_warn};
 
 /// Runs `f`, turning a panic into an `alert` line and `fallback`: a bug must never unwind
 /// into NGINX, and the worker keeps serving.

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 use core::fmt;
+use std::time::Duration;
 
 use crate::jwt::alg::{Alg, AlgSet};
 
@@ -184,6 +185,101 @@ pub fn parse_header_name(name: &str) -> Result<String, ConfError> {
     Ok(lower)
 }
 
+/// Parses an NGINX time such as `500ms`, `30s`, `10m`, `1h30m`, `2d` (a bare number is
+/// seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, ConfError> {
+    let bad = || ConfError::InvalidValue(text.into());
+    if text.is_empty() {
+        return Err(bad());
+    }
+    let (mut total, mut rest) = (Duration::ZERO, text);
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let unit = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(1),
+            "" | "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            "d" => Duration::from_secs(86400),
+            "w" => Duration::from_secs(7 * 86400),
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        let part = unit
+            .checked_mul(u32::try_from(n).map_err(|_| bad())?)
+            .ok_or_else(bad)?;
+        total = total.checked_add(part).ok_or_else(bad)?;
+    }
+    Ok(total)
+}
+
+/// Parameters of `auth_jwt_key_uri` and `auth_jwt_discovery`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceArgs {
+    pub url: String,
+    pub refresh: Duration,
+    pub timeout: Duration,
+    pub max_stale: Duration,
+}
+
+/// Parses `<https-url> [refresh=<time>] [timeout=<time>] [max_stale=<time>]`.
+pub fn parse_source(args: &[&str]) -> Result<SourceArgs, ConfError> {
+    let (url, params) = args
+        .split_first()
+        .ok_or_else(|| ConfError::Other("url is missing".into()))?;
+    if !crate::fetch::policy::is_https_url(url) {
+        return Err(ConfError::Other(format!(
+            "\"{url}\" is not an https:// URL"
+        )));
+    }
+    let mut source = SourceArgs {
+        url: (*url).to_owned(),
+        refresh: Duration::from_secs(600),
+        timeout: Duration::from_secs(5),
+        max_stale: Duration::from_secs(86400),
+    };
+    for param in params {
+        let (name, value) = param
+            .split_once('=')
+            .ok_or_else(|| ConfError::InvalidValue((*param).into()))?;
+        let d = parse_duration(value).map_err(|_| ConfError::InvalidValue((*param).into()))?;
+        let field = match name {
+            "refresh" => &mut source.refresh,
+            "timeout" => &mut source.timeout,
+            "max_stale" => &mut source.max_stale,
+            _ => return Err(ConfError::InvalidValue((*param).into())),
+        };
+        *field = d;
+    }
+    if source.refresh < Duration::from_secs(1) || source.timeout < Duration::from_millis(100) {
+        return Err(ConfError::Other(
+            "refresh must be at least 1s and timeout at least 100ms".into(),
+        ));
+    }
+    Ok(source)
+}
+
+/// What a location does while it has no usable keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailMode {
+    /// 503 with `Retry-After`.
+    Closed,
+    /// Pass the request on unauthenticated, identity headers stripped.
+    Open,
+}
+
+/// Parses `auth_jwt_fail_mode closed | open`.
+pub fn parse_fail_mode(arg: &str) -> Result<FailMode, ConfError> {
+    match arg {
+        "closed" => Ok(FailMode::Closed),
+        "open" => Ok(FailMode::Open),
+        _ => Err(ConfError::InvalidValue(arg.into())),
+    }
+}
+
 /// Largest `auth_jwt_cache` accepted.
 pub const MAX_CACHE_ENTRIES: usize = 1_000_000;
 
@@ -326,6 +422,60 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn durations() {
+        let ok = [
+            ("0", 0),
+            ("30", 30_000),
+            ("500ms", 500),
+            ("10m", 600_000),
+            ("1h30m", 5_400_000),
+            ("2d", 172_800_000),
+            ("1w", 604_800_000),
+        ];
+        for (text, ms) in ok {
+            assert_eq!(
+                parse_duration(text),
+                Ok(Duration::from_millis(ms)),
+                "{text}"
+            );
+        }
+        for bad in [
+            "",
+            "m",
+            "10x",
+            "-1s",
+            "1.5s",
+            "99999999999999999999s",
+            "5 s",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sources() {
+        let s = parse_source(&["https://idp/jwks", "refresh=1m", "max_stale=1h"]).unwrap();
+        assert_eq!(s.url, "https://idp/jwks");
+        assert_eq!(s.refresh, Duration::from_secs(60));
+        assert_eq!(s.timeout, Duration::from_secs(5));
+        assert_eq!(s.max_stale, Duration::from_secs(3600));
+        let bad: &[&[&str]] = &[
+            &[],
+            &["http://idp/jwks"],
+            &["https://idp/jwks", "refresh"],
+            &["https://idp/jwks", "refresh=soon"],
+            &["https://idp/jwks", "retries=3"],
+            &["https://idp/jwks", "refresh=0s"],
+            &["https://idp/jwks", "timeout=1ms"],
+        ];
+        for args in bad {
+            assert!(parse_source(args).is_err(), "{args:?}");
+        }
+        assert_eq!(parse_fail_mode("open"), Ok(FailMode::Open));
+        assert!(parse_fail_mode("on").is_err());
     }
 
     #[test]

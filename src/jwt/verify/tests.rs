@@ -258,8 +258,14 @@ fn kid_selects_exactly() {
         ((es, Alg::ES256, Some("e"), Ok(())), Ok(())),
         ((es, Alg::ES256, None, Ok(())), Ok(())),
         // An unknown kid selects nothing: neither a key with another kid nor a kid-less one.
-        ((es, Alg::ES256, Some("x"), Err(UnknownKid)), Err(UnknownKid)),
-        ((es, Alg::ES256, Some("E"), Err(UnknownKid)), Err(UnknownKid)),
+        (
+            (es, Alg::ES256, Some("x"), Err(UnknownKid)),
+            Err(UnknownKid),
+        ),
+        (
+            (es, Alg::ES256, Some("E"), Err(UnknownKid)),
+            Err(UnknownKid),
+        ),
         ((es, Alg::ES256, Some(""), Err(UnknownKid)), Err(UnknownKid)),
         (
             (hs, Alg::HS256, Some("x"), Err(UnknownKid)),

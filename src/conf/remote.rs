@@ -1,0 +1,157 @@
+//! Remote key directives (`auth_jwt_key_uri`, `auth_jwt_discovery`,
+//! `auth_jwt_trusted_certificate`) and the shared zone they need.
+
+use core::ffi::{c_char, c_void};
+use core::ptr;
+use std::sync::Arc;
+
+use nginx_sys::{
+    ngx_command_t, ngx_conf_t, ngx_int_t, ngx_shared_memory_add, ngx_shm_zone_t, ngx_str_t,
+    NGX_LOG_EMERG,
+};
+use ngx::http::{HttpModule, HttpModuleMainConf};
+use ngx::ngx_log_error;
+
+use super::ext::full_path;
+use super::value::parse_source;
+use super::{with_conf, JwtLocConf, JwtMainConf, NGX_CONF_UNSET_SIZE};
+use crate::keys::{RemoteSource, SourceKind};
+use crate::{zone, HttpAuthJwtModule};
+
+/// Default `auth_jwt_zone` size.
+const DEFAULT_ZONE_SIZE: usize = 16 * 1024 * 1024;
+/// Smallest zone that holds the slot table and a few key sets.
+const MIN_ZONE_SIZE: usize = 512 * 1024;
+
+/// `auth_jwt_key_uri` (`DISCOVERY` false) and `auth_jwt_discovery` (true).
+pub extern "C" fn cmd_add_source<const DISCOVERY: bool>(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: `cf` is the live configuration context of this directive.
+    let Some(mcf) = HttpAuthJwtModule::main_conf_mut(unsafe { &*cf }) else {
+        return ngx::core::NGX_CONF_ERROR;
+    };
+    // SAFETY: registered with NGX_HTTP_LOC_CONF_OFFSET, so `conf` is a JwtLocConf.
+    unsafe {
+        with_conf(cf, conf, |lcf: &mut JwtLocConf, args| {
+            let parsed = parse_source(args).map_err(|e| e.to_string())?;
+            let kind = if DISCOVERY {
+                SourceKind::Discovery
+            } else {
+                SourceKind::Jwks
+            };
+            let source = register(mcf, kind, parsed)?;
+            let list = lcf.remote.get_or_insert_with(Vec::new);
+            if list.iter().any(|s| Arc::ptr_eq(s, &source)) {
+                return Err("is duplicate".into());
+            }
+            list.push(source);
+            Ok(())
+        })
+    }
+}
+
+/// One `RemoteSource` per URL for the whole configuration: every location naming it shares
+/// its keys, and the node fetches it once.
+fn register(
+    mcf: &mut JwtMainConf,
+    kind: SourceKind,
+    args: super::value::SourceArgs,
+) -> Result<Arc<RemoteSource>, String> {
+    if let Some(existing) = mcf.sources.iter().find(|s| s.url() == args.url) {
+        if existing.kind != kind || existing.args != args {
+            return Err(format!(
+                "\"{}\" is already configured with other parameters",
+                args.url
+            ));
+        }
+        return Ok(Arc::clone(existing));
+    }
+    if mcf.sources.len() >= zone::MAX_SOURCES {
+        return Err(format!("more than {} key URIs", zone::MAX_SOURCES));
+    }
+    let source = Arc::new(RemoteSource::new(kind, args));
+    mcf.sources.push(Arc::clone(&source));
+    Ok(source)
+}
+
+pub extern "C" fn cmd_set_trusted_certificate(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: registered with NGX_HTTP_LOC_CONF_OFFSET, so `conf` is a JwtLocConf.
+    unsafe {
+        with_conf(cf, conf, |lcf: &mut JwtLocConf, args| {
+            if lcf.trusted_certificate.is_some() {
+                return Err("is duplicate".into());
+            }
+            let path = full_path(cf, args[0]).ok_or("cannot resolve path")?;
+            let pem = std::fs::read(&path).map_err(|e| format!("\"{path}\": {e}"))?;
+            let certs = openssl::x509::X509::stack_from_pem(&pem)
+                .map_err(|_| format!("\"{path}\": not a PEM certificate bundle"))?;
+            if certs.is_empty() {
+                return Err(format!("\"{path}\": no certificates"));
+            }
+            lcf.trusted_certificate = Some(path);
+            Ok(())
+        })
+    }
+}
+
+/// Adds the shared zone when the configuration has remote sources (from postconfiguration).
+///
+/// # Safety
+/// `cf` must be the `http` block's configuration context.
+pub unsafe fn add_zone(cf: *mut ngx_conf_t, mcf: &mut JwtMainConf) -> Result<(), ()> {
+    if mcf.sources.is_empty() {
+        return Ok(());
+    }
+    let size = match mcf.zone_size {
+        NGX_CONF_UNSET_SIZE => DEFAULT_ZONE_SIZE,
+        size => size,
+    };
+    if size < MIN_ZONE_SIZE {
+        // SAFETY: `cf->log` is valid during configuration.
+        let log = unsafe { (*cf).log };
+        ngx_log_error!(
+            NGX_LOG_EMERG,
+            log,
+            "auth_jwt: \"auth_jwt_zone\" must be at least 512k"
+        );
+        return Err(());
+    }
+    let mut name = ngx_str_t {
+        len: "auth_jwt".len(),
+        data: c"auth_jwt".as_ptr().cast_mut().cast(),
+    };
+    let module = ptr::from_ref(HttpAuthJwtModule::module()).cast_mut().cast();
+    // SAFETY: `cf` is live; NGINX copies nothing from `name` it does not own (static data).
+    let shm_zone = unsafe { ngx_shared_memory_add(cf, &mut name, size, module) };
+    // SAFETY: a non-NULL zone is NGINX's, ours to set up until the cycle starts.
+    let Some(shm_zone) = (unsafe { shm_zone.as_mut() }) else {
+        return Err(());
+    };
+    shm_zone.init = Some(init_zone);
+    shm_zone.data = ptr::from_mut(mcf).cast();
+    Ok(())
+}
+
+/// Claims a zone slot for every source of the new configuration.
+extern "C" fn init_zone(shm_zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_int_t {
+    // SAFETY: `data` is the main configuration stored by `add_zone`; it lives as long as the
+    // cycle being initialised.
+    let mcf = unsafe { &*(*shm_zone).data.cast::<JwtMainConf>() };
+    let urls: Vec<&str> = mcf.sources.iter().map(|s| s.url()).collect();
+    // SAFETY: NGINX calls this hook with the zone and the previous cycle's data.
+    unsafe {
+        zone::init(shm_zone, old, |zone| {
+            mcf.sources.iter().all(|source| {
+                zone.claim(source.url(), &urls)
+                    .is_some_and(|i| source.slot.set(i).is_ok() || source.slot.get() == Some(&i))
+            })
+        })
+    }
+}

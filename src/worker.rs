@@ -1,0 +1,113 @@
+//! Worker process hooks: start the fetcher thread after fork, write its log lines from the
+//! event loop, stop it on exit.
+
+use core::ptr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use nginx_sys::{
+    ngx_cycle_t, ngx_event_t, ngx_exiting, ngx_int_t, ngx_log_t, ngx_quit, ngx_terminate,
+    NGX_ERROR, NGX_LOG_ALERT, NGX_OK,
+};
+use ngx::http::HttpModuleMainConf;
+use ngx::ngx_log_error;
+
+use crate::fetch::{self, Fetcher};
+use crate::{zone, HttpAuthJwtModule};
+
+/// This worker's fetcher, if its configuration has remote keys.
+static FETCHER: Mutex<Option<Fetcher>> = Mutex::new(None);
+
+/// How often the event loop writes the fetcher's queued log lines.
+const LOG_INTERVAL_MS: usize = 1000;
+
+/// `init_process`: publish the keys already in the zone (a reload starts warm), then start
+/// the fetcher with every signal blocked, so that NGINX's handlers run on the main thread only.
+///
+/// # Safety
+/// NGINX calls it once in each new worker with the worker's cycle.
+pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
+    // SAFETY: NGINX passes the live cycle.
+    let cycle = unsafe { &*cycle };
+    let Some(mcf) = HttpAuthJwtModule::main_conf(cycle) else {
+        return NGX_OK as ngx_int_t;
+    };
+    let (Some(zone), false) = (zone::get(), mcf.sources.is_empty()) else {
+        return NGX_OK as ngx_int_t;
+    };
+    fetch::sync_all(&mcf.sources, zone);
+    let started = with_signals_blocked(|| Fetcher::start(mcf.sources.clone(), zone));
+    match started {
+        Ok(fetcher) => *FETCHER.lock().unwrap_or_else(|p| p.into_inner()) = Some(fetcher),
+        Err(e) => {
+            ngx_log_error!(
+                NGX_LOG_ALERT,
+                cycle.log,
+                "auth_jwt: cannot start the key fetcher: {e}"
+            );
+            return NGX_ERROR as ngx_int_t;
+        }
+    }
+    // SAFETY: the cycle's log outlives the worker's event loop.
+    unsafe { start_log_timer(cycle.log) };
+    NGX_OK as ngx_int_t
+}
+
+/// `exit_process`: stop the fetcher (bounded) and write what it left in the queue.
+///
+/// # Safety
+/// NGINX calls it once as the worker exits.
+pub unsafe extern "C" fn exit_process(cycle: *mut ngx_cycle_t) {
+    let fetcher = FETCHER.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(fetcher) = fetcher {
+        fetcher.stop(Duration::from_secs(1));
+    }
+    // SAFETY: NGINX passes the live cycle.
+    write_log(unsafe { (*cycle).log });
+}
+
+fn with_signals_blocked<T>(f: impl FnOnce() -> T) -> T {
+    // SAFETY: plain libc calls on local, initialised signal sets; the previous mask is
+    // restored for this (the main) thread right after the new thread inherited the blocked one.
+    unsafe {
+        let mut all: libc::sigset_t = core::mem::zeroed();
+        let mut old: libc::sigset_t = core::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
+        let result = f();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &old, ptr::null_mut());
+        result
+    }
+}
+
+fn write_log(log: *mut ngx_log_t) {
+    for (level, line) in fetch::drain_log() {
+        ngx_log_error!(level as usize, log, "auth_jwt: {line}");
+    }
+}
+
+/// # Safety
+/// `log` must outlive the worker's event loop.
+unsafe fn start_log_timer(log: *mut ngx_log_t) {
+    // SAFETY: a zeroed event is NGINX's idle state; it lives for the rest of the process.
+    let ev: &'static mut ngx_event_t = Box::leak(Box::new(unsafe { core::mem::zeroed() }));
+    ev.handler = Some(on_log_timer);
+    ev.log = log;
+    ev.data = log.cast();
+    // A cancelable timer does not hold up a graceful shutdown.
+    ev.set_cancelable(1);
+    // SAFETY: `ev` is initialised and never freed.
+    unsafe { nginx_sys::ngx_add_timer(ev, LOG_INTERVAL_MS as _) };
+}
+
+extern "C" fn on_log_timer(ev: *mut ngx_event_t) {
+    // SAFETY: NGINX passes the event set up in `start_log_timer`.
+    let ev = unsafe { &mut *ev };
+    write_log(ev.data.cast());
+    // SAFETY: NGINX's process-state flags, read on the worker's main thread.
+    let stopping = unsafe { ngx_exiting != 0 || ngx_quit != 0 || ngx_terminate != 0 };
+    if !stopping {
+        // SAFETY: as in `start_log_timer`.
+        unsafe { nginx_sys::ngx_add_timer(ev, LOG_INTERVAL_MS as _) };
+    }
+}

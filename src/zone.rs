@@ -1,0 +1,234 @@
+//! The shared zone: raw key sets and fetch state for every key URI, shared by all workers
+//! of a node and kept across reloads.
+//!
+//! The layout is one `ZoneData` allocated from the zone's slab pool, with a fixed table of
+//! slots; each slot's JWKS body is a separate slab allocation. The zone is mapped at the same
+//! address in every process (NGINX maps it in the master before forking), so the pointers
+//! stored here are valid everywhere. Locks are held only to copy bytes in or out.
+
+use core::ffi::c_void;
+use core::ptr::{self, NonNull};
+use core::sync::atomic::{AtomicI64, AtomicPtr, Ordering};
+
+use nginx_sys::{
+    ngx_int_t, ngx_shm_zone_t, ngx_slab_calloc, ngx_slab_free, ngx_slab_pool_t, NGX_ERROR, NGX_OK,
+};
+use ngx::sync::RwLock;
+
+/// Most key URIs (and discovery issuers) one configuration may name.
+pub const MAX_SOURCES: usize = 32;
+const MAGIC: u64 = u64::from_be_bytes(*b"auth_jwt");
+/// Bump when `ZoneData` changes shape: a reload with another layout starts a fresh table.
+const LAYOUT_VERSION: u64 = 1;
+
+/// A string stored inline in shared memory, cut at a character boundary when too long.
+#[repr(C)]
+pub struct FixedStr<const N: usize> {
+    len: usize,
+    buf: [u8; N],
+}
+
+impl<const N: usize> FixedStr<N> {
+    pub fn as_str(&self) -> &str {
+        core::str::from_utf8(&self.buf[..self.len.min(N)]).unwrap_or_default()
+    }
+
+    pub fn set(&mut self, s: &str) {
+        let mut end = s.len().min(N);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.buf[..end].copy_from_slice(&s.as_bytes()[..end]);
+        self.len = end;
+    }
+}
+
+/// A slab allocation holding a JWKS body.
+#[repr(C)]
+struct ShmBytes {
+    ptr: *mut u8,
+    len: usize,
+}
+
+/// Fetch state of one key URI. All-zero is the valid empty state.
+#[repr(C)]
+pub struct SlotState {
+    /// The configured key URI or discovery issuer this slot belongs to; empty when free.
+    pub uri: FixedStr<1024>,
+    /// The `jwks_uri` a discovery document named.
+    pub jwks_uri: FixedStr<1024>,
+    pub etag: FixedStr<256>,
+    pub last_error: FixedStr<256>,
+    body: ShmBytes,
+    /// Bumped whenever the stored body changes; workers re-parse when it moves.
+    pub generation: u64,
+    /// Last successful contact with the IdP (200 or 304), seconds since the epoch.
+    pub fetched_at: i64,
+    /// When the next scheduled fetch is due.
+    pub next_fetch: i64,
+    /// Consecutive failures since the last success.
+    pub failures: u32,
+    /// The worker whose fetcher is fetching now, and until when its claim holds.
+    pub lease_pid: i32,
+    pub lease_until: i64,
+    /// Last time an unknown `kid` made a fetch happen early.
+    pub last_wake_fetch: i64,
+    pub key_count: u32,
+    pub fetches_ok: u64,
+    pub fetches_not_modified: u64,
+    pub fetches_failed: u64,
+}
+
+/// One slot: its state, and a wake-up request that the request path sets without a lock.
+#[repr(C)]
+pub struct Slot {
+    pub state: RwLock<SlotState>,
+    /// Time an unknown `kid` asked for an early fetch (0: none pending).
+    pub wake: AtomicI64,
+}
+
+#[repr(C)]
+pub struct ZoneData {
+    magic: u64,
+    version: u64,
+    pool: *mut ngx_slab_pool_t,
+    pub slots: [Slot; MAX_SOURCES],
+}
+
+// SAFETY: `ZoneData` lives in shared memory; every mutable field is behind a lock or atomic,
+// and `pool` is only used through NGINX's slab functions, which lock the pool themselves.
+unsafe impl Sync for ZoneData {}
+// SAFETY: the body pointer is only dereferenced under the slot's lock.
+unsafe impl Send for SlotState {}
+// SAFETY: as above.
+unsafe impl Sync for SlotState {}
+
+/// The zone of the current cycle, set in the master when the zone is initialised and
+/// inherited by workers across `fork`.
+static ZONE: AtomicPtr<ZoneData> = AtomicPtr::new(ptr::null_mut());
+
+/// The zone, once initialised.
+pub fn get() -> Option<&'static ZoneData> {
+    // SAFETY: a non-NULL value points at a `ZoneData` in shared memory that stays mapped for
+    // the life of every process that can see this cycle.
+    unsafe { ZONE.load(Ordering::Acquire).as_ref() }
+}
+
+impl SlotState {
+    /// A copy of the stored JWKS body.
+    pub fn body(&self) -> Vec<u8> {
+        if self.body.ptr.is_null() {
+            return Vec::new();
+        }
+        // SAFETY: `ptr` is a live slab allocation of `len` bytes, replaced only under the
+        // slot's write lock, which the caller's borrow excludes.
+        unsafe { core::slice::from_raw_parts(self.body.ptr, self.body.len) }.to_vec()
+    }
+
+    /// Frees the body and clears the state, for a slot taken over by another URI.
+    fn reset(&mut self, zone: &ZoneData, uri: &str) {
+        self.replace_body(zone, &[]);
+        // SAFETY: all-zero is this struct's empty state (no pointers remain after the call
+        // above freed the body).
+        unsafe { ptr::write_bytes(ptr::from_mut(self), 0, 1) };
+        self.uri.set(uri);
+    }
+
+    /// Stores `bytes` as the body; `false` when the zone is out of memory (the old body stays).
+    pub fn replace_body(&mut self, zone: &ZoneData, bytes: &[u8]) -> bool {
+        let new = if bytes.is_empty() {
+            ptr::null_mut()
+        } else {
+            // SAFETY: `pool` is the zone's slab pool; `ngx_slab_calloc` locks it.
+            let p = unsafe { ngx_slab_calloc(zone.pool, bytes.len()) }.cast::<u8>();
+            if p.is_null() {
+                return false;
+            }
+            // SAFETY: `p` has room for `bytes.len()` bytes.
+            unsafe { ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len()) };
+            p
+        };
+        if !self.body.ptr.is_null() {
+            // SAFETY: the old body was allocated from this pool and nothing else points at it.
+            unsafe { ngx_slab_free(zone.pool, self.body.ptr.cast()) };
+        }
+        self.body = ShmBytes {
+            ptr: new,
+            len: bytes.len(),
+        };
+        true
+    }
+}
+
+impl ZoneData {
+    /// The slot for `uri`: the one already holding it (its keys survive a reload), else a free
+    /// one, else one whose URI no longer appears in `wanted`.
+    pub fn claim(&self, uri: &str, wanted: &[&str]) -> Option<usize> {
+        let find = |pred: &dyn Fn(&SlotState) -> bool| {
+            self.slots.iter().position(|s| pred(&s.state.read()))
+        };
+        if let Some(i) = find(&|s| s.uri.as_str() == uri) {
+            return Some(i);
+        }
+        let i = find(&|s| s.uri.as_str().is_empty())
+            .or_else(|| find(&|s| !wanted.contains(&s.uri.as_str())))?;
+        let slot = &self.slots[i];
+        slot.state.write().reset(self, uri);
+        slot.wake.store(0, Ordering::Relaxed);
+        Some(i)
+    }
+}
+
+/// `ngx_shm_zone_t.init`: reuses the previous cycle's table when its layout matches, else
+/// allocates a new one; then lets `on_ready` claim slots for the configured URIs.
+///
+/// # Safety
+/// NGINX calls it with the zone and the previous cycle's `data` (or NULL).
+pub unsafe fn init(
+    shm_zone: *mut ngx_shm_zone_t,
+    old: *mut c_void,
+    on_ready: impl FnOnce(&'static ZoneData) -> bool,
+) -> ngx_int_t {
+    // SAFETY: NGINX passes the zone being initialised; its `shm.addr` is the slab pool.
+    let (shm_zone, pool) = unsafe {
+        (
+            &mut *shm_zone,
+            (*shm_zone).shm.addr.cast::<ngx_slab_pool_t>(),
+        )
+    };
+    let reusable = NonNull::new(old.cast::<ZoneData>()).filter(|z| {
+        // SAFETY: `old` is what this function stored in the previous cycle's zone.
+        let z = unsafe { z.as_ref() };
+        z.magic == MAGIC && z.version == LAYOUT_VERSION
+    });
+    let zone = match reusable {
+        Some(z) => z.as_ptr(),
+        None => {
+            // SAFETY: a fresh table in the zone's pool; all-zero is its empty state.
+            let z = unsafe { ngx_slab_calloc(pool, core::mem::size_of::<ZoneData>()) }
+                .cast::<ZoneData>();
+            if z.is_null() {
+                return NGX_ERROR as ngx_int_t;
+            }
+            // SAFETY: `z` is a fresh, zeroed allocation big enough for `ZoneData`.
+            unsafe {
+                (*z).magic = MAGIC;
+                (*z).version = LAYOUT_VERSION;
+                (*z).pool = pool;
+                (*pool).data = z.cast();
+                // Out-of-memory for a JWKS body is reported by the fetcher, not as an [crit].
+                (*pool).set_log_nomem(0);
+            }
+            z
+        }
+    };
+    shm_zone.data = zone.cast();
+    ZONE.store(zone, Ordering::Release);
+    // SAFETY: `zone` points at an initialised `ZoneData` in shared memory.
+    let zone: &'static ZoneData = unsafe { &*zone };
+    if on_ready(zone) {
+        NGX_OK as ngx_int_t
+    } else {
+        NGX_ERROR as ngx_int_t
+    }
+}
