@@ -4,7 +4,7 @@ use serde_json::json;
 
 use crate::harness::keys::jwks;
 use crate::harness::mint::default_signer;
-use crate::harness::{keys, Failures, Jwt, Nginx, Signer, ALL_ALGS};
+use crate::harness::{keys, Failures, Jwt, Nginx, ALL_ALGS};
 
 const CONF: &str = r#"
     server {
@@ -81,7 +81,10 @@ fn every_algorithm_verifies_with_jwks_without_kid() {
     let nginx = Nginx::http(CONF).start();
     let mut f = Failures::new();
     for alg in ALL_ALGS {
-        f.check(alg, nginx.check_accepted("/jwks/", &Jwt::new(alg).no_kid().encode()));
+        f.check(
+            alg,
+            nginx.check_accepted("/jwks/", &Jwt::new(alg).no_kid().encode()),
+        );
     }
     f.assert();
     nginx.finish();
@@ -91,19 +94,28 @@ fn every_algorithm_verifies_with_jwks_without_kid() {
 fn pem_keys_verify_their_algorithms() {
     let nginx = Nginx::http(CONF).start();
     let table: &[(&str, &[&str])] = &[
-        ("/rsa-pem/", &["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]),
+        (
+            "/rsa-pem/",
+            &["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"],
+        ),
         ("/rsa-pkcs1/", &["RS256", "PS512"]),
         ("/ec256-pem/", &["ES256"]),
         ("/ec384-pem/", &["ES384"]),
         ("/ec521-pem/", &["ES512"]),
         ("/ed-pem/", &["EdDSA"]),
-        ("/all-pem/", &["RS256", "PS384", "ES256", "ES384", "ES512", "EdDSA"]),
+        (
+            "/all-pem/",
+            &["RS256", "PS384", "ES256", "ES384", "ES512", "EdDSA"],
+        ),
     ];
     let mut f = Failures::new();
     for (path, algs) in table {
         for alg in *algs {
             // PEM keys have no kid: tokens without kid try every key that fits.
-            f.check(&format!("{path} {alg}"), nginx.check_accepted(path, &Jwt::new(alg).no_kid().encode()));
+            f.check(
+                &format!("{path} {alg}"),
+                nginx.check_accepted(path, &Jwt::new(alg).no_kid().encode()),
+            );
         }
     }
     f.assert();
@@ -124,7 +136,10 @@ fn pem_keys_do_not_verify_other_algorithms() {
     for (path, algs) in table {
         for alg in *algs {
             let token = Jwt::new(alg).no_kid().encode();
-            f.check(&format!("{path} {alg}"), nginx.check_rejected(path, "api", &token, "invalid", "no key for algorithm"));
+            f.check(
+                &format!("{path} {alg}"),
+                nginx.check_rejected(path, "api", &token, "invalid", "no key for algorithm"),
+            );
         }
     }
     f.assert();
@@ -140,20 +155,30 @@ fn a_key_that_did_not_sign_fails_for_every_algorithm() {
         // Signed by an unpublished key, but naming the published key's kid.
         let good = Jwt::new(alg);
         let token = match alg {
-            "HS256" | "HS384" | "HS512" => good.hmac_secret(&k.hs_other.secret),
-            "ES256" => good.signer(Signer::Ecdsa(&k.p256_other)),
-            "ES384" => good.signer(Signer::Ecdsa(&k.p384_other)),
-            "ES512" => good.signer(Signer::Ecdsa(&k.p521_other)),
-            "EdDSA" => good.signer(Signer::Ed25519(&k.ed_other)),
-            _ => good.rsa_key(&k.rsa_other).kid(k.rsa.kid),
-        };
+            "HS256" | "HS384" | "HS512" => good.hmac_key(&k.hs_other),
+            "ES256" => good.ec_key(&k.p256_other),
+            "ES384" => good.ec_key(&k.p384_other),
+            "ES512" => good.ec_key(&k.p521_other),
+            "EdDSA" => good.ed_key(&k.ed_other),
+            _ => good.rsa_key(&k.rsa_other),
+        }
+        .kid(default_signer(alg).expect("known alg").1);
         let kid = default_signer(alg).expect("known alg").1;
         let reason = format!("signature verification failed, kid=\"{kid}\", alg=\"{alg}\"");
-        f.check(alg, nginx.check_rejected("/jwks/", "api", &token.encode(), "invalid", &reason));
+        f.check(
+            alg,
+            nginx.check_rejected("/jwks/", "api", &token.encode(), "invalid", &reason),
+        );
         let no_kid = token.no_kid().encode();
         f.check(
             &format!("{alg} without kid"),
-            nginx.check_rejected("/jwks/", "api", &no_kid, "invalid", "signature verification failed, kid=\"-\""),
+            nginx.check_rejected(
+                "/jwks/",
+                "api",
+                &no_kid,
+                "invalid",
+                "signature verification failed, kid=\"-\"",
+            ),
         );
     }
     f.assert();
@@ -165,11 +190,23 @@ fn allow_list_limits_algorithms() {
     let nginx = Nginx::http(CONF).start();
     let mut f = Failures::new();
     for alg in ["RS256", "ES256"] {
-        f.check(alg, nginx.check_accepted("/allow/", &Jwt::new(alg).encode()));
+        f.check(
+            alg,
+            nginx.check_accepted("/allow/", &Jwt::new(alg).encode()),
+        );
     }
     for alg in ["HS256", "RS384", "PS256", "ES384", "ES512", "EdDSA"] {
         let reason = format!("algorithm {alg} is not allowed");
-        f.check(alg, nginx.check_rejected("/allow/", "api", &Jwt::new(alg).encode(), "invalid", &reason));
+        f.check(
+            alg,
+            nginx.check_rejected(
+                "/allow/",
+                "api",
+                &Jwt::new(alg).encode(),
+                "invalid",
+                &reason,
+            ),
+        );
     }
     f.assert();
     nginx.finish();
@@ -179,10 +216,19 @@ fn allow_list_limits_algorithms() {
 fn several_key_files_add_up() {
     let nginx = Nginx::http(CONF).start();
     let mut f = Failures::new();
-    f.check("RS256", nginx.check_accepted("/two-files/", &Jwt::new("RS256").encode()));
-    f.check("ES256", nginx.check_accepted("/two-files/", &Jwt::new("ES256").encode()));
+    f.check(
+        "RS256",
+        nginx.check_accepted("/two-files/", &Jwt::new("RS256").encode()),
+    );
+    f.check(
+        "ES256",
+        nginx.check_accepted("/two-files/", &Jwt::new("ES256").encode()),
+    );
     let ed = Jwt::new("EdDSA").encode();
-    f.check("EdDSA", nginx.check_rejected("/two-files/", "api", &ed, "invalid", "no key matches kid"));
+    f.check(
+        "EdDSA",
+        nginx.check_rejected("/two-files/", "api", &ed, "invalid", "no key matches kid"),
+    );
     f.assert();
     nginx.finish();
 }
@@ -211,11 +257,26 @@ fn jwk_alg_and_use_members_bind_the_key() {
     .file("conf/bound.json", jwks(&[bound, ec]))
     .start();
     let mut f = Failures::new();
-    f.check("RS256", nginx.check_accepted("/", &Jwt::new("RS256").kid("bound").encode()));
-    f.check("ES384", nginx.check_accepted("/", &Jwt::new("ES384").encode()));
+    f.check(
+        "RS256",
+        nginx.check_accepted("/", &Jwt::new("RS256").kid("bound").encode()),
+    );
+    f.check(
+        "ES384",
+        nginx.check_accepted("/", &Jwt::new("ES384").encode()),
+    );
     for alg in ["RS384", "PS256"] {
         let token = Jwt::new(alg).kid("bound").encode();
-        f.check(alg, nginx.check_rejected("/", "api", &token, "invalid", "key type does not fit algorithm"));
+        f.check(
+            alg,
+            nginx.check_rejected(
+                "/",
+                "api",
+                &token,
+                "invalid",
+                "key type does not fit algorithm",
+            ),
+        );
     }
     f.assert();
     nginx.finish();

@@ -42,20 +42,48 @@ const CONF: &str = r#"
 fn exp_in_the_future_passes_in_the_past_fails() {
     let nginx = Nginx::http(CONF).start();
     let mut f = Failures::new();
-    f.check("future", nginx.check_accepted("/", &Jwt::new("RS256").exp_in(300).encode()));
-    f.check("far future", nginx.check_accepted("/", &Jwt::new("RS256").claim("exp", json!(32503680000i64)).encode()));
+    f.check(
+        "future",
+        nginx.check_accepted("/", &Jwt::new("RS256").exp_in(300).encode()),
+    );
+    f.check(
+        "far future",
+        nginx.check_accepted(
+            "/",
+            &Jwt::new("RS256")
+                .claim("exp", json!(32503680000i64))
+                .encode(),
+        ),
+    );
     for (what, secs) in [("just past", -2), ("an hour ago", -3600)] {
         let exp = now() + secs;
         let token = Jwt::new("ES256").claim("exp", json!(exp)).encode();
         let reason = format!("token expired at {exp}");
-        f.check(what, nginx.check_rejected("/", "api", &token, "expired", &reason));
+        f.check(
+            what,
+            nginx.check_rejected("/", "api", &token, "expired", &reason),
+        );
     }
     let token = Jwt::new("RS256").claim("exp", json!(1698157920)).encode();
-    f.check("2023", nginx.check_rejected("/", "api", &token, "expired", "token expired at 1698157920, kid=\"rsa-1\", alg=\"RS256\""));
+    f.check(
+        "2023",
+        nginx.check_rejected(
+            "/",
+            "api",
+            &token,
+            "expired",
+            "token expired at 1698157920, kid=\"rsa-1\", alg=\"RS256\"",
+        ),
+    );
     f.assert();
     // The challenge says why.
     let resp = nginx.get("/").bearer(&token).send();
-    assert!(resp.challenge().contains("error_description=\"token expired"), "{}", resp.summary());
+    assert!(
+        resp.challenge()
+            .contains("error_description=\"token expired"),
+        "{}",
+        resp.summary()
+    );
     nginx.finish();
 }
 
@@ -63,11 +91,26 @@ fn exp_in_the_future_passes_in_the_past_fails() {
 fn nbf_in_the_future_fails() {
     let nginx = Nginx::http(CONF).start();
     let mut f = Failures::new();
-    f.check("nbf past", nginx.check_accepted("/", &Jwt::new("RS256").nbf_in(-60).encode()));
-    f.check("nbf now-1", nginx.check_accepted("/", &Jwt::new("RS256").nbf_in(-1).encode()));
+    f.check(
+        "nbf past",
+        nginx.check_accepted("/", &Jwt::new("RS256").nbf_in(-60).encode()),
+    );
+    f.check(
+        "nbf now-1",
+        nginx.check_accepted("/", &Jwt::new("RS256").nbf_in(-1).encode()),
+    );
     let nbf = now() + 120;
     let token = Jwt::new("EdDSA").claim("nbf", json!(nbf)).encode();
-    f.check("nbf future", nginx.check_rejected("/", "api", &token, "invalid", &format!("token not valid before {nbf}")));
+    f.check(
+        "nbf future",
+        nginx.check_rejected(
+            "/",
+            "api",
+            &token,
+            "invalid",
+            &format!("token not valid before {nbf}"),
+        ),
+    );
     f.assert();
     nginx.finish();
 }
@@ -76,17 +119,44 @@ fn nbf_in_the_future_fails() {
 fn leeway_allows_clock_skew_both_ways() {
     let nginx = Nginx::http(CONF).start();
     let mut f = Failures::new();
-    f.check("exp 30s ago", nginx.check_accepted("/leeway/", &Jwt::new("RS256").exp_in(-30).encode()));
-    f.check("nbf in 30s", nginx.check_accepted("/leeway/", &Jwt::new("RS256").nbf_in(30).encode()));
+    f.check(
+        "exp 30s ago",
+        nginx.check_accepted("/leeway/", &Jwt::new("RS256").exp_in(-30).encode()),
+    );
+    f.check(
+        "nbf in 30s",
+        nginx.check_accepted("/leeway/", &Jwt::new("RS256").nbf_in(30).encode()),
+    );
     let exp = now() - 120;
     let token = Jwt::new("RS256").claim("exp", json!(exp)).encode();
-    f.check("exp 120s ago", nginx.check_rejected("/leeway/", "api", &token, "expired", &format!("token expired at {exp}")));
+    f.check(
+        "exp 120s ago",
+        nginx.check_rejected(
+            "/leeway/",
+            "api",
+            &token,
+            "expired",
+            &format!("token expired at {exp}"),
+        ),
+    );
     let nbf = now() + 120;
     let token = Jwt::new("RS256").claim("nbf", json!(nbf)).encode();
-    f.check("nbf in 120s", nginx.check_rejected("/leeway/", "api", &token, "invalid", "token not valid before"));
+    f.check(
+        "nbf in 120s",
+        nginx.check_rejected(
+            "/leeway/",
+            "api",
+            &token,
+            "invalid",
+            "token not valid before",
+        ),
+    );
     // Without leeway the same skew fails.
     let token = Jwt::new("RS256").exp_in(-30).encode();
-    f.check("no leeway", nginx.check_rejected("/", "api", &token, "expired", "token expired at"));
+    f.check(
+        "no leeway",
+        nginx.check_rejected("/", "api", &token, "expired", "token expired at"),
+    );
     f.assert();
     nginx.finish();
 }
@@ -96,12 +166,29 @@ fn exp_is_required_unless_configured_off() {
     let nginx = Nginx::http(CONF).start();
     let mut f = Failures::new();
     let no_exp = Jwt::new("RS256").no_exp().encode();
-    f.check("default", nginx.check_rejected("/", "api", &no_exp, "invalid", "token has no exp claim"));
+    f.check(
+        "default",
+        nginx.check_rejected("/", "api", &no_exp, "invalid", "token has no exp claim"),
+    );
     f.check("off", nginx.check_accepted("/noexp/", &no_exp));
     let expired = Jwt::new("RS256").exp_in(-60).encode();
-    f.check("off, still expired", nginx.check_rejected("/noexp/", "api", &expired, "expired", "token expired at"));
-    let only_nbf = Jwt::new("HS256").only_claims(json!({"sub": "a", "nbf": now() + 300})).encode();
-    f.check("off, nbf still checked", nginx.check_rejected("/noexp/", "api", &only_nbf, "invalid", "token not valid before"));
+    f.check(
+        "off, still expired",
+        nginx.check_rejected("/noexp/", "api", &expired, "expired", "token expired at"),
+    );
+    let only_nbf = Jwt::new("HS256")
+        .only_claims(json!({"sub": "a", "nbf": now() + 300}))
+        .encode();
+    f.check(
+        "off, nbf still checked",
+        nginx.check_rejected(
+            "/noexp/",
+            "api",
+            &only_nbf,
+            "invalid",
+            "token not valid before",
+        ),
+    );
     let empty = Jwt::new("HS256").only_claims(json!({})).encode();
     f.check("off, empty claims", nginx.check_accepted("/noexp/", &empty));
     f.assert();
@@ -113,26 +200,63 @@ fn numeric_dates_may_be_fractional_or_extreme() {
     let nginx = Nginx::http(CONF).start();
     let mut f = Failures::new();
     let future = now() as f64 + 300.5;
-    f.check("fractional exp", nginx.check_accepted("/", &Jwt::new("RS256").claim("exp", json!(future)).encode()));
+    f.check(
+        "fractional exp",
+        nginx.check_accepted("/", &Jwt::new("RS256").claim("exp", json!(future)).encode()),
+    );
     let past = now() as f64 - 300.5;
     f.check(
         "fractional past exp",
-        nginx.check_rejected("/", "api", &Jwt::new("RS256").claim("exp", json!(past)).encode(), "expired", ""),
+        nginx.check_rejected(
+            "/",
+            "api",
+            &Jwt::new("RS256").claim("exp", json!(past)).encode(),
+            "expired",
+            "",
+        ),
     );
-    for (what, exp) in [("i64 min", json!(i64::MIN)), ("zero", json!(0)), ("negative", json!(-1)), ("-1e300", json!(-1e300))] {
+    for (what, exp) in [
+        ("i64 min", json!(i64::MIN)),
+        ("zero", json!(0)),
+        ("negative", json!(-1)),
+        ("-1e300", json!(-1e300)),
+    ] {
         let token = Jwt::new("RS256").claim("exp", exp).encode();
-        f.check(what, nginx.check_rejected("/", "api", &token, "expired", ""));
+        f.check(
+            what,
+            nginx.check_rejected("/", "api", &token, "expired", ""),
+        );
     }
     // Far-future values must not overflow into the past (or crash): never a 5xx, never "expired".
-    for (what, exp) in [("i64 max", json!(i64::MAX)), ("u64 max", json!(u64::MAX)), ("1e300", json!(1e300))] {
+    for (what, exp) in [
+        ("i64 max", json!(i64::MAX)),
+        ("u64 max", json!(u64::MAX)),
+        ("1e300", json!(1e300)),
+    ] {
         let mark = nginx.log_mark();
-        let resp = nginx.get("/").bearer(&Jwt::new("RS256").claim("exp", exp).encode()).send();
+        let resp = nginx
+            .get("/")
+            .bearer(&Jwt::new("RS256").claim("exp", exp).encode())
+            .send();
         f.check(what, not_5xx(&resp));
         let expired = nginx.log_lines(mark, "rejected (expired)");
-        f.check(what, if expired.is_empty() { Ok(()) } else { Err(format!("far future taken as expired: {expired:?}")) });
+        f.check(
+            what,
+            if expired.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("far future taken as expired: {expired:?}"))
+            },
+        );
     }
     // nbf far in the past with leeway: no underflow.
-    f.check("nbf i64 min", nginx.check_accepted("/leeway/", &Jwt::new("RS256").claim("nbf", json!(i64::MIN)).encode()));
+    f.check(
+        "nbf i64 min",
+        nginx.check_accepted(
+            "/leeway/",
+            &Jwt::new("RS256").claim("nbf", json!(i64::MIN)).encode(),
+        ),
+    );
     f.assert();
     nginx.finish();
 }
@@ -142,7 +266,13 @@ fn issuer_must_be_listed() {
     let nginx = Nginx::http(CONF).start();
     let mut f = Failures::new();
     for iss in ["https://idp.example", "https://other.example/realms/x"] {
-        f.check(iss, nginx.check_accepted("/iss/", &Jwt::new("RS256").claim("iss", json!(iss)).encode()));
+        f.check(
+            iss,
+            nginx.check_accepted(
+                "/iss/",
+                &Jwt::new("RS256").claim("iss", json!(iss)).encode(),
+            ),
+        );
     }
     for (what, iss) in [
         ("other", json!("https://evil.example")),
@@ -155,12 +285,26 @@ fn issuer_must_be_listed() {
         ("empty", json!("")),
     ] {
         let token = Jwt::new("RS256").claim("iss", iss).encode();
-        f.check(what, nginx.check_rejected("/iss/", "api", &token, "invalid", ""));
+        f.check(
+            what,
+            nginx.check_rejected("/iss/", "api", &token, "invalid", ""),
+        );
     }
     let token = Jwt::new("RS256").encode();
-    f.check("missing", nginx.check_rejected("/iss/", "api", &token, "invalid", "token has no iss claim"));
+    f.check(
+        "missing",
+        nginx.check_rejected("/iss/", "api", &token, "invalid", "token has no iss claim"),
+    );
     // Without auth_jwt_issuer, any iss is fine.
-    f.check("unchecked", nginx.check_accepted("/", &Jwt::new("RS256").claim("iss", json!("https://evil.example")).encode()));
+    f.check(
+        "unchecked",
+        nginx.check_accepted(
+            "/",
+            &Jwt::new("RS256")
+                .claim("iss", json!("https://evil.example"))
+                .encode(),
+        ),
+    );
     f.assert();
     nginx.finish();
 }
@@ -175,7 +319,10 @@ fn audience_must_intersect() {
         ("array", json!(["other", "api://two"])),
         ("array of one", json!(["api://one"])),
     ] {
-        f.check(what, nginx.check_accepted("/aud/", &Jwt::new("ES384").claim("aud", aud).encode()));
+        f.check(
+            what,
+            nginx.check_accepted("/aud/", &Jwt::new("ES384").claim("aud", aud).encode()),
+        );
     }
     for (what, aud) in [
         ("other", json!("api://three")),
@@ -188,10 +335,16 @@ fn audience_must_intersect() {
         ("array of numbers", json!([1, 2])),
     ] {
         let token = Jwt::new("ES384").claim("aud", aud).encode();
-        f.check(what, nginx.check_rejected("/aud/", "api", &token, "invalid", ""));
+        f.check(
+            what,
+            nginx.check_rejected("/aud/", "api", &token, "invalid", ""),
+        );
     }
     let token = Jwt::new("ES384").encode();
-    f.check("missing", nginx.check_rejected("/aud/", "api", &token, "invalid", "token has no aud claim"));
+    f.check(
+        "missing",
+        nginx.check_rejected("/aud/", "api", &token, "invalid", "token has no aud claim"),
+    );
     f.assert();
     nginx.finish();
 }
@@ -201,10 +354,34 @@ fn issuer_and_audience_together() {
     let nginx = Nginx::http(CONF).start();
     let mut f = Failures::new();
     let good = Jwt::new("PS256").claims(json!({"iss": "https://idp.example", "aud": "api://one"}));
-    f.check("both", nginx.check_accepted("/both/", &good.clone().encode()));
-    f.check("bad iss", nginx.check_rejected("/both/", "api", &good.clone().claim("iss", json!("x")).encode(), "invalid", ""));
-    f.check("bad aud", nginx.check_rejected("/both/", "api", &good.clone().claim("aud", json!("x")).encode(), "invalid", ""));
-    f.check("expired", nginx.check_rejected("/both/", "api", &good.exp_in(-10).encode(), "expired", ""));
+    f.check(
+        "both",
+        nginx.check_accepted("/both/", &good.clone().encode()),
+    );
+    f.check(
+        "bad iss",
+        nginx.check_rejected(
+            "/both/",
+            "api",
+            &good.clone().claim("iss", json!("x")).encode(),
+            "invalid",
+            "",
+        ),
+    );
+    f.check(
+        "bad aud",
+        nginx.check_rejected(
+            "/both/",
+            "api",
+            &good.clone().claim("aud", json!("x")).encode(),
+            "invalid",
+            "",
+        ),
+    );
+    f.check(
+        "expired",
+        nginx.check_rejected("/both/", "api", &good.exp_in(-10).encode(), "expired", ""),
+    );
     f.assert();
     nginx.finish();
 }

@@ -2,8 +2,8 @@
 
 use serde_json::json;
 
+use crate::harness::check::ConfigCheck;
 use crate::harness::keys::jwks;
-use crate::harness::nginx::ConfigCheck;
 use crate::harness::{keys, Failures, Nginx};
 
 /// `HTTP` goes in `http { }`, `SERVER` in the server, `LOCATION` in `location /`.
@@ -20,7 +20,10 @@ const TEMPLATE: &str = r#"
 "#;
 
 fn conf(http: &str, server: &str, location: &str) -> String {
-    TEMPLATE.replace("HTTP", http).replace("SERVER", server).replace("LOCATION", location)
+    TEMPLATE
+        .replace("HTTP", http)
+        .replace("SERVER", server)
+        .replace("LOCATION", location)
 }
 
 fn check_location(directives: &str) -> ConfigCheck {
@@ -48,18 +51,66 @@ fn bad_key_files_fail_with_file_line_and_reason() {
     let mut mismatched_alg = k.rsa.jwk();
     mismatched_alg["alg"] = json!("ES256");
     let cases = [
-        BadKeyFile { name: "empty.json", content: String::new(), parts: &[] },
-        BadKeyFile { name: "garbage.json", content: "this is not a key\n".into(), parts: &[] },
-        BadKeyFile { name: "truncated.json", content: r#"{"keys":[{"kty":"RSA","#.into(), parts: &[] },
-        BadKeyFile { name: "not_object.json", content: "[1,2,3]".into(), parts: &[] },
-        BadKeyFile { name: "bad_point.json", content: jwks(&[bad_point]), parts: &[] },
-        BadKeyFile { name: "short_x.json", content: jwks(&[short_x]), parts: &[] },
-        BadKeyFile { name: "bad_n.json", content: jwks(&[bad_n]), parts: &[] },
-        BadKeyFile { name: "empty_k.json", content: jwks(&[no_k]), parts: &[] },
-        BadKeyFile { name: "alg_mismatch.json", content: jwks(&[mismatched_alg]), parts: &[] },
-        BadKeyFile { name: "weak_rsa.json", content: jwks(&[k.rsa_1024.jwk()]), parts: &[] },
-        BadKeyFile { name: "weak_rsa.pem", content: k.rsa_1024.spki_pem.clone(), parts: &[] },
-        BadKeyFile { name: "private.pem", content: k.rsa.private_pem.clone(), parts: &["private"] },
+        BadKeyFile {
+            name: "empty.json",
+            content: String::new(),
+            parts: &[],
+        },
+        BadKeyFile {
+            name: "garbage.json",
+            content: "this is not a key\n".into(),
+            parts: &[],
+        },
+        BadKeyFile {
+            name: "truncated.json",
+            content: r#"{"keys":[{"kty":"RSA","#.into(),
+            parts: &[],
+        },
+        BadKeyFile {
+            name: "not_object.json",
+            content: "[1,2,3]".into(),
+            parts: &[],
+        },
+        BadKeyFile {
+            name: "bad_point.json",
+            content: jwks(&[bad_point]),
+            parts: &[],
+        },
+        BadKeyFile {
+            name: "short_x.json",
+            content: jwks(&[short_x]),
+            parts: &[],
+        },
+        BadKeyFile {
+            name: "bad_n.json",
+            content: jwks(&[bad_n]),
+            parts: &[],
+        },
+        BadKeyFile {
+            name: "empty_k.json",
+            content: jwks(&[no_k]),
+            parts: &[],
+        },
+        BadKeyFile {
+            name: "alg_mismatch.json",
+            content: jwks(&[mismatched_alg]),
+            parts: &[],
+        },
+        BadKeyFile {
+            name: "weak_rsa.json",
+            content: jwks(&[k.rsa_1024.jwk()]),
+            parts: &[],
+        },
+        BadKeyFile {
+            name: "weak_rsa.pem",
+            content: k.rsa_1024.spki_pem.clone(),
+            parts: &[],
+        },
+        BadKeyFile {
+            name: "private.pem",
+            content: k.rsa.private_pem.clone(),
+            parts: &["private"],
+        },
         BadKeyFile {
             name: "broken.pem",
             content: "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n".into(),
@@ -69,9 +120,13 @@ fn bad_key_files_fail_with_file_line_and_reason() {
     let mut f = Failures::new();
     for case in &cases {
         let directive = format!("auth_jwt_key_file {{{{prefix}}}}/conf/{};", case.name);
-        let check = Nginx::http(&conf("", "", &format!("auth_jwt \"api\";\n            {directive}")))
-            .file(&format!("conf/{}", case.name), &case.content)
-            .check();
+        let check = Nginx::http(&conf(
+            "",
+            "",
+            &format!("auth_jwt \"api\";\n            {directive}"),
+        ))
+        .file(&format!("conf/{}", case.name), &case.content)
+        .check();
         let mut parts = vec!["auth_jwt_key_file", case.name];
         parts.extend_from_slice(case.parts);
         f.check(case.name, check.emerg(case.name, &parts));
@@ -81,49 +136,197 @@ fn bad_key_files_fail_with_file_line_and_reason() {
 
 #[test]
 fn missing_key_file_fails_with_its_path() {
-    let check = check_location("auth_jwt \"api\";\n            auth_jwt_key_file {{prefix}}/conf/nope.json;");
+    let check = check_location(
+        "auth_jwt \"api\";\n            auth_jwt_key_file {{prefix}}/conf/nope.json;",
+    );
     check.assert_emerg("nope.json", &["nope.json"]);
 }
 
 #[test]
 fn key_file_errors_in_included_files_name_that_file() {
-    let check = Nginx::http(&conf("", "include {{prefix}}/conf/jwt.conf;", "auth_jwt \"api\";"))
-        .file("conf/jwt.conf", "\n\nauth_jwt_key_file /nonexistent/keys.json;\n")
-        .check();
-    let line = check.stderr.lines().find(|l| l.contains("[emerg]")).unwrap_or_default().to_owned();
+    let check = Nginx::http(&conf(
+        "",
+        "include {{prefix}}/conf/jwt.conf;",
+        "auth_jwt \"api\";",
+    ))
+    .file(
+        "conf/jwt.conf",
+        "\n\nauth_jwt_key_file /nonexistent/keys.json;\n",
+    )
+    .check();
+    let line = check
+        .stderr
+        .lines()
+        .find(|l| l.contains("[emerg]"))
+        .unwrap_or_default()
+        .to_owned();
     assert!(!check.ok, "nginx -t passed:\n{}", check.stderr);
-    assert!(line.ends_with("conf/jwt.conf:3"), "{line}\n{}", check.stderr);
+    assert!(
+        line.ends_with("conf/jwt.conf:3"),
+        "{line}\n{}",
+        check.stderr
+    );
 }
 
 /// Directive values the module must refuse: (case, directives in `location /`, needle on the
 /// offending line, parts of the message).
 const BAD_VALUES: &[(&str, &str, &str, &[&str])] = &[
-    ("auth_jwt without args", "auth_jwt;", "auth_jwt;", &["invalid number of arguments", "\"auth_jwt\""]),
-    ("auth_jwt extra arg", "auth_jwt \"api\" bogus=1;", "bogus=1", &["auth_jwt"]),
-    ("auth_jwt token not a var", "auth_jwt \"api\" token=plain;", "token=plain", &["auth_jwt"]),
-    ("auth_jwt empty token", "auth_jwt \"api\" token=;", "token=;", &["auth_jwt"]),
-    ("auth_jwt duplicate", "auth_jwt \"a\";\n auth_jwt \"b\";", "auth_jwt \"b\"", &["auth_jwt", "duplicate"]),
-    ("algorithms none", "auth_jwt_algorithms none;", "auth_jwt_algorithms", &["none"]),
-    ("algorithms None", "auth_jwt_algorithms RS256 None;", "auth_jwt_algorithms", &["auth_jwt_algorithms"]),
-    ("algorithms unknown", "auth_jwt_algorithms XY999;", "auth_jwt_algorithms", &["XY999"]),
-    ("algorithms lowercase", "auth_jwt_algorithms rs256;", "auth_jwt_algorithms", &["rs256"]),
-    ("algorithms empty", "auth_jwt_algorithms;", "auth_jwt_algorithms", &["invalid number of arguments"]),
-    ("leeway text", "auth_jwt_leeway abc;", "auth_jwt_leeway", &["auth_jwt_leeway"]),
-    ("leeway negative", "auth_jwt_leeway -5s;", "auth_jwt_leeway", &["auth_jwt_leeway"]),
-    ("leeway duplicate", "auth_jwt_leeway 1s;\n auth_jwt_leeway 2s;", "auth_jwt_leeway 2s", &["duplicate"]),
-    ("require_exp value", "auth_jwt_require_exp maybe;", "auth_jwt_require_exp", &["auth_jwt_require_exp"]),
-    ("max_size text", "auth_jwt_max_size huge;", "auth_jwt_max_size", &["auth_jwt_max_size"]),
-    ("require without args", "auth_jwt_require;", "auth_jwt_require;", &["invalid number of arguments"]),
-    ("require error=500", "auth_jwt_require $jwt_claim_sub error=500;", "error=500", &["auth_jwt_require"]),
-    ("require only error", "auth_jwt_require error=403;", "error=403", &["auth_jwt_require"]),
-    ("issuer without args", "auth_jwt_issuer;", "auth_jwt_issuer", &["invalid number of arguments"]),
-    ("audience without args", "auth_jwt_audience;", "auth_jwt_audience", &["invalid number of arguments"]),
-    ("identity header one arg", "auth_jwt_identity_header X-User;", "X-User", &["invalid number of arguments"]),
-    ("identity header bad name", "auth_jwt_identity_header \"X User\" sub;", "X User", &["auth_jwt_identity_header"]),
-    ("identity header colon", "auth_jwt_identity_header X-User: sub;", "X-User:", &["auth_jwt_identity_header"]),
-    ("claim_set in location", "auth_jwt_claim_set $v sub;", "auth_jwt_claim_set", &["not allowed here"]),
-    ("header_set in location", "auth_jwt_header_set $v kid;", "auth_jwt_header_set", &["not allowed here"]),
-    ("key_file without args", "auth_jwt_key_file;", "auth_jwt_key_file", &["invalid number of arguments"]),
+    (
+        "auth_jwt without args",
+        "auth_jwt;",
+        "auth_jwt;",
+        &["invalid number of arguments", "\"auth_jwt\""],
+    ),
+    (
+        "auth_jwt extra arg",
+        "auth_jwt \"api\" bogus=1;",
+        "bogus=1",
+        &["auth_jwt"],
+    ),
+    (
+        "auth_jwt token not a var",
+        "auth_jwt \"api\" token=plain;",
+        "token=plain",
+        &["auth_jwt"],
+    ),
+    (
+        "auth_jwt empty token",
+        "auth_jwt \"api\" token=;",
+        "token=;",
+        &["auth_jwt"],
+    ),
+    (
+        "auth_jwt duplicate",
+        "auth_jwt \"a\";\n auth_jwt \"b\";",
+        "auth_jwt \"b\"",
+        &["auth_jwt", "duplicate"],
+    ),
+    (
+        "algorithms none",
+        "auth_jwt_algorithms none;",
+        "auth_jwt_algorithms",
+        &["none"],
+    ),
+    (
+        "algorithms None",
+        "auth_jwt_algorithms RS256 None;",
+        "auth_jwt_algorithms",
+        &["auth_jwt_algorithms"],
+    ),
+    (
+        "algorithms unknown",
+        "auth_jwt_algorithms XY999;",
+        "auth_jwt_algorithms",
+        &["XY999"],
+    ),
+    (
+        "algorithms lowercase",
+        "auth_jwt_algorithms rs256;",
+        "auth_jwt_algorithms",
+        &["rs256"],
+    ),
+    (
+        "algorithms empty",
+        "auth_jwt_algorithms;",
+        "auth_jwt_algorithms",
+        &["invalid number of arguments"],
+    ),
+    (
+        "leeway text",
+        "auth_jwt_leeway abc;",
+        "auth_jwt_leeway",
+        &["auth_jwt_leeway"],
+    ),
+    (
+        "leeway negative",
+        "auth_jwt_leeway -5s;",
+        "auth_jwt_leeway",
+        &["auth_jwt_leeway"],
+    ),
+    (
+        "leeway duplicate",
+        "auth_jwt_leeway 1s;\n auth_jwt_leeway 2s;",
+        "auth_jwt_leeway 2s",
+        &["duplicate"],
+    ),
+    (
+        "require_exp value",
+        "auth_jwt_require_exp maybe;",
+        "auth_jwt_require_exp",
+        &["auth_jwt_require_exp"],
+    ),
+    (
+        "max_size text",
+        "auth_jwt_max_size huge;",
+        "auth_jwt_max_size",
+        &["auth_jwt_max_size"],
+    ),
+    (
+        "require without args",
+        "auth_jwt_require;",
+        "auth_jwt_require;",
+        &["invalid number of arguments"],
+    ),
+    (
+        "require error=500",
+        "auth_jwt_require $jwt_claim_sub error=500;",
+        "error=500",
+        &["auth_jwt_require"],
+    ),
+    (
+        "require only error",
+        "auth_jwt_require error=403;",
+        "error=403",
+        &["auth_jwt_require"],
+    ),
+    (
+        "issuer without args",
+        "auth_jwt_issuer;",
+        "auth_jwt_issuer",
+        &["invalid number of arguments"],
+    ),
+    (
+        "audience without args",
+        "auth_jwt_audience;",
+        "auth_jwt_audience",
+        &["invalid number of arguments"],
+    ),
+    (
+        "identity header one arg",
+        "auth_jwt_identity_header X-User;",
+        "X-User",
+        &["invalid number of arguments"],
+    ),
+    (
+        "identity header bad name",
+        "auth_jwt_identity_header \"X User\" sub;",
+        "X User",
+        &["auth_jwt_identity_header"],
+    ),
+    (
+        "identity header colon",
+        "auth_jwt_identity_header X-User: sub;",
+        "X-User:",
+        &["auth_jwt_identity_header"],
+    ),
+    (
+        "claim_set in location",
+        "auth_jwt_claim_set $v sub;",
+        "auth_jwt_claim_set",
+        &["not allowed here"],
+    ),
+    (
+        "header_set in location",
+        "auth_jwt_header_set $v kid;",
+        "auth_jwt_header_set",
+        &["not allowed here"],
+    ),
+    (
+        "key_file without args",
+        "auth_jwt_key_file;",
+        "auth_jwt_key_file",
+        &["invalid number of arguments"],
+    ),
 ];
 
 #[test]
@@ -186,7 +389,9 @@ fn every_directive_in_its_contexts_passes() {
             limit_except GET {
                 auth_jwt "write";
             }"#;
-    Nginx::http(&conf(http, server, location)).check().assert_ok();
+    Nginx::http(&conf(http, server, location))
+        .check()
+        .assert_ok();
 }
 
 #[test]
@@ -209,20 +414,38 @@ fn every_key_file_format_passes() {
         "ed.pem",
         "all.pem",
     ] {
-        let check = check_location(&format!("auth_jwt \"api\";\n auth_jwt_key_file {{{{keys}}}}/{file};"));
-        let result = if check.ok { Ok(()) } else { Err(check.stderr.clone()) };
+        let check = check_location(&format!(
+            "auth_jwt \"api\";\n auth_jwt_key_file {{{{keys}}}}/{file};"
+        ));
+        let result = if check.ok {
+            Ok(())
+        } else {
+            Err(check.stderr.clone())
+        };
         f.check(file, result);
     }
     // A single JWK object, without the "keys" array.
     let single = serde_json::to_string(&keys().p256.jwk()).unwrap();
-    let check = Nginx::http(&conf("", "", "auth_jwt \"api\";\n auth_jwt_key_file {{prefix}}/conf/single.json;"))
-        .file("conf/single.json", single)
-        .check();
-    f.check("single jwk", if check.ok { Ok(()) } else { Err(check.stderr.clone()) });
+    let check = Nginx::http(&conf(
+        "",
+        "",
+        "auth_jwt \"api\";\n auth_jwt_key_file {{prefix}}/conf/single.json;",
+    ))
+    .file("conf/single.json", single)
+    .check();
+    f.check(
+        "single jwk",
+        if check.ok {
+            Ok(())
+        } else {
+            Err(check.stderr.clone())
+        },
+    );
     f.assert();
 }
 
 #[test]
 fn unknown_directive_is_not_swallowed() {
-    check_location("auth_jwt_bogus on;").assert_emerg("auth_jwt_bogus", &["unknown directive \"auth_jwt_bogus\""]);
+    check_location("auth_jwt_bogus on;")
+        .assert_emerg("auth_jwt_bogus", &["unknown directive \"auth_jwt_bogus\""]);
 }

@@ -63,7 +63,14 @@ fn identity_headers_carry_claims() {
         ("x-scope", "read write"),
     ] {
         let got = resp.echo(header);
-        f.check(header, if got.as_deref() == Some(want) { Ok(()) } else { Err(format!("{header}: {got:?}, want {want:?}")) });
+        f.check(
+            header,
+            if got.as_deref() == Some(want) {
+                Ok(())
+            } else {
+                Err(format!("{header}: {got:?}, want {want:?}"))
+            },
+        );
     }
     f.assert();
     nginx.finish();
@@ -73,13 +80,23 @@ fn identity_headers_carry_claims() {
 fn scalar_claims_are_rendered_as_text() {
     let nginx = Nginx::http(CONF).start();
     let mut f = Failures::new();
-    for (value, want) in [(json!(42), "42"), (json!(true), "true"), (json!("zoë"), "zoë"), (json!([1, "a"]), "1,a")] {
+    for (value, want) in [
+        (json!(42), "42"),
+        (json!(true), "true"),
+        (json!("zoë"), "zoë"),
+        (json!([1, "a"]), "1,a"),
+    ] {
         let token = Jwt::new("ES256").claim("sub", value.clone()).encode();
-        let got = nginx.check_accepted("/", &token).map(|r| r.echo("x-user-id"));
-        f.check(&value.to_string(), match got {
-            Ok(Some(v)) if v == want => Ok(()),
-            other => Err(format!("{other:?}, want {want:?}")),
-        });
+        let got = nginx
+            .check_accepted("/", &token)
+            .map(|r| r.echo("x-user-id"));
+        f.check(
+            &value.to_string(),
+            match got {
+                Ok(Some(v)) if v == want => Ok(()),
+                other => Err(format!("{other:?}, want {want:?}")),
+            },
+        );
     }
     f.assert();
     nginx.finish();
@@ -91,7 +108,12 @@ fn spoofs(req: crate::harness::Request) -> Vec<(&'static str, crate::harness::Re
         ("canonical", req.clone().header("X-User-Id", "mallory")),
         ("lower case", req.clone().header("x-user-id", "mallory")),
         ("upper case", req.clone().header("X-USER-ID", "mallory")),
-        ("twice", req.clone().header("X-User-Id", "mallory").header("x-user-id", "mallory2")),
+        (
+            "twice",
+            req.clone()
+                .header("X-User-Id", "mallory")
+                .header("x-user-id", "mallory2"),
+        ),
         ("empty", req.clone().header("X-User-Id", "")),
         ("underscore", req.header("X_User_Id", "mallory")),
     ]
@@ -127,11 +149,18 @@ fn spoofed_header_is_removed_when_the_claim_is_missing() {
     for (what, req) in spoofs(nginx.get("/").bearer(&token)) {
         f.check(what, spoof_free(&req.send(), ""));
     }
-    let resp = nginx.get("/").bearer(&token).header("X-User-Email", "mallory@evil").send();
-    f.check("email", match resp.echo("x-user-email") {
-        Some(v) if v.is_empty() => Ok(()),
-        other => Err(format!("{other:?}")),
-    });
+    let resp = nginx
+        .get("/")
+        .bearer(&token)
+        .header("X-User-Email", "mallory@evil")
+        .send();
+    f.check(
+        "email",
+        match resp.echo("x-user-email") {
+            Some(v) if v.is_empty() => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
     f.assert();
     nginx.finish();
 }
@@ -157,7 +186,10 @@ fn spoofed_header_is_removed_when_another_access_module_lets_the_request_in() {
     }
     let expired = Jwt::new("RS256").exp_in(-60).encode();
     for (what, req) in spoofs(nginx.get("/any/").bearer(&expired)) {
-        f.check(&format!("expired token, {what}"), spoof_free(&req.send(), ""));
+        f.check(
+            &format!("expired token, {what}"),
+            spoof_free(&req.send(), ""),
+        );
     }
     let valid = Jwt::new("RS256").encode();
     for (what, req) in spoofs(nginx.get("/any/").bearer(&valid)) {
@@ -166,7 +198,11 @@ fn spoofed_header_is_removed_when_another_access_module_lets_the_request_in() {
         f.check(&format!("valid token, {what}"), upstream(&resp));
         f.check(
             &format!("valid token, {what}"),
-            if seen.contains("mallory") { Err(format!("spoofed value reached the upstream: {seen:?}")) } else { Ok(()) },
+            if seen.contains("mallory") {
+                Err(format!("spoofed value reached the upstream: {seen:?}"))
+            } else {
+                Ok(())
+            },
         );
     }
     f.assert();
@@ -178,9 +214,13 @@ fn rejected_requests_do_not_reach_the_upstream() {
     let nginx = Nginx::http(CONF).start();
     let resp = nginx.get("/").header("X-User-Id", "mallory").send();
     assert_eq!(resp.status, 401, "{}", resp.summary());
-    assert!(!resp.from_upstream());
+    assert!(!resp.is_from_upstream());
     let bad = Jwt::new("RS256").exp_in(-5).encode();
-    let resp = nginx.get("/").bearer(&bad).header("X-User-Id", "mallory").send();
+    let resp = nginx
+        .get("/")
+        .bearer(&bad)
+        .header("X-User-Id", "mallory")
+        .send();
     assert_eq!(resp.status, 401, "{}", resp.summary());
     nginx.finish();
 }
@@ -198,15 +238,33 @@ fn control_characters_in_claims_are_refused() {
         ("del", "alice\u{7f}"),
     ] {
         let token = Jwt::new("RS256").claim("sub", json!(value)).encode();
-        f.check(what, nginx.check_rejected("/", "api", &token, "invalid", ""));
-        let nested = Jwt::new("RS256").claim("org", json!({"id": value})).encode();
-        f.check(&format!("{what} nested"), nginx.check_rejected("/", "api", &nested, "invalid", ""));
-        let in_array = Jwt::new("RS256").claim("roles", json!(["a", value])).encode();
-        f.check(&format!("{what} in array"), nginx.check_rejected("/", "api", &in_array, "invalid", ""));
+        f.check(
+            what,
+            nginx.check_rejected("/", "api", &token, "invalid", ""),
+        );
+        let nested = Jwt::new("RS256")
+            .claim("org", json!({"id": value}))
+            .encode();
+        f.check(
+            &format!("{what} nested"),
+            nginx.check_rejected("/", "api", &nested, "invalid", ""),
+        );
+        let in_array = Jwt::new("RS256")
+            .claim("roles", json!(["a", value]))
+            .encode();
+        f.check(
+            &format!("{what} in array"),
+            nginx.check_rejected("/", "api", &in_array, "invalid", ""),
+        );
     }
     // A control character in a claim that feeds no identity header does not matter.
-    let unused = Jwt::new("RS256").claim("note", json!("line1\r\nline2")).encode();
-    f.check("unused claim", nginx.check_accepted("/", &unused).map(|_| ()));
+    let unused = Jwt::new("RS256")
+        .claim("note", json!("line1\r\nline2"))
+        .encode();
+    f.check(
+        "unused claim",
+        nginx.check_accepted("/", &unused).map(|_| ()),
+    );
     f.assert();
     nginx.finish();
 }

@@ -94,8 +94,14 @@ fn http_level_auth_applies_to_servers_and_locations() {
     f.check("/ token", nginx.check_accepted("/", &token).map(|_| ()));
     f.check("/off/", upstream(&nginx.get("/off/").send()));
     f.check("/realm/", missing(&nginx.get("/realm/").send(), "inner"));
-    f.check("/realm/ bad token", invalid(&nginx.get("/realm/").bearer("a.b.c").send(), "inner"));
-    f.check("/realm/ token", nginx.check_accepted("/realm/", &token).map(|_| ()));
+    f.check(
+        "/realm/ bad token",
+        invalid(&nginx.get("/realm/").bearer("a.b.c").send(), "inner"),
+    );
+    f.check(
+        "/realm/ token",
+        nginx.check_accepted("/realm/", &token).map(|_| ()),
+    );
     f.assert();
     nginx.finish();
 }
@@ -106,9 +112,18 @@ fn nested_locations_inherit_and_switch_off() {
     let token = Jwt::new("ES256").encode();
     let mut f = Failures::new();
     f.check("/api/x", missing(&nginx.get("/api/x").send(), "api"));
-    f.check("/api/public/x", upstream(&nginx.get("/api/public/x").send()));
-    f.check("/api/deep/x", missing(&nginx.get("/api/deep/x").send(), "api"));
-    f.check("/api/deep/x token", nginx.check_accepted("/api/deep/x", &token).map(|_| ()));
+    f.check(
+        "/api/public/x",
+        upstream(&nginx.get("/api/public/x").send()),
+    );
+    f.check(
+        "/api/deep/x",
+        missing(&nginx.get("/api/deep/x").send(), "api"),
+    );
+    f.check(
+        "/api/deep/x token",
+        nginx.check_accepted("/api/deep/x", &token).map(|_| ()),
+    );
     f.assert();
     nginx.finish();
 }
@@ -119,15 +134,65 @@ fn limit_except_protects_other_methods() {
     let token = Jwt::new("EdDSA").encode();
     let mut f = Failures::new();
     f.check("GET open", upstream(&nginx.get("/write/").send()));
-    f.check("HEAD open", if nginx.request("HEAD", "/write/").send().status == 200 { Ok(()) } else { Err("HEAD".into()) });
-    f.check("POST no token", missing(&nginx.request("POST", "/write/").body("x").send(), "write"));
-    f.check("DELETE no token", missing(&nginx.request("DELETE", "/write/").send(), "write"));
-    f.check("POST bad token", invalid(&nginx.request("POST", "/write/").bearer("x.y.z").body("x").send(), "write"));
-    f.check("POST token", nginx.accepts(nginx.request("POST", "/write/").bearer(&token).body("x")).map(|_| ()));
-    f.check("guarded GET no token", missing(&nginx.get("/guarded-write/").send(), "read"));
-    f.check("guarded GET token", nginx.check_accepted("/guarded-write/", &token).map(|_| ()));
-    f.check("guarded PUT no token", missing(&nginx.request("PUT", "/guarded-write/").body("x").send(), "write"));
-    f.check("guarded PUT token", nginx.accepts(nginx.request("PUT", "/guarded-write/").bearer(&token).body("x")).map(|_| ()));
+    f.check(
+        "HEAD open",
+        if nginx.request("HEAD", "/write/").send().status == 200 {
+            Ok(())
+        } else {
+            Err("HEAD".into())
+        },
+    );
+    f.check(
+        "POST no token",
+        missing(&nginx.request("POST", "/write/").body("x").send(), "write"),
+    );
+    f.check(
+        "DELETE no token",
+        missing(&nginx.request("DELETE", "/write/").send(), "write"),
+    );
+    f.check(
+        "POST bad token",
+        invalid(
+            &nginx
+                .request("POST", "/write/")
+                .bearer("x.y.z")
+                .body("x")
+                .send(),
+            "write",
+        ),
+    );
+    f.check(
+        "POST token",
+        nginx
+            .accepts(nginx.request("POST", "/write/").bearer(&token).body("x"))
+            .map(|_| ()),
+    );
+    f.check(
+        "guarded GET no token",
+        missing(&nginx.get("/guarded-write/").send(), "read"),
+    );
+    f.check(
+        "guarded GET token",
+        nginx.check_accepted("/guarded-write/", &token).map(|_| ()),
+    );
+    f.check(
+        "guarded PUT no token",
+        missing(
+            &nginx.request("PUT", "/guarded-write/").body("x").send(),
+            "write",
+        ),
+    );
+    f.check(
+        "guarded PUT token",
+        nginx
+            .accepts(
+                nginx
+                    .request("PUT", "/guarded-write/")
+                    .bearer(&token)
+                    .body("x"),
+            )
+            .map(|_| ()),
+    );
     f.assert();
     nginx.finish();
 }
@@ -140,13 +205,31 @@ fn server_level_settings_inherit_and_override() {
     let mut f = Failures::new();
     f.check("server off", upstream(&get("/").send()));
     f.check("location on", missing(&get("/on/").send(), "two"));
-    f.check("ES256 allowed", upstream(&get("/on/").bearer(&Jwt::new("ES256").encode()).send()));
+    f.check(
+        "ES256 allowed",
+        upstream(&get("/on/").bearer(&Jwt::new("ES256").encode()).send()),
+    );
     let rs = Jwt::new("RS256").encode();
     let mark = nginx.log_mark();
-    f.check("RS256 not allowed", invalid(&get("/on/").bearer(&rs).send(), "two"));
-    f.check("RS256 not allowed log", nginx.denial_line(mark, "invalid", "algorithm RS256 is not allowed"));
-    f.check("override allows RS256", upstream(&get("/rs/").bearer(&rs).send()));
-    f.check("override forbids ES256", invalid(&get("/rs/").bearer(&Jwt::new("ES256").encode()).send(), "two"));
+    f.check(
+        "RS256 not allowed",
+        invalid(&get("/on/").bearer(&rs).send(), "two"),
+    );
+    f.check(
+        "RS256 not allowed log",
+        nginx.denial_line(mark, "invalid", "algorithm RS256 is not allowed"),
+    );
+    f.check(
+        "override allows RS256",
+        upstream(&get("/rs/").bearer(&rs).send()),
+    );
+    f.check(
+        "override forbids ES256",
+        invalid(
+            &get("/rs/").bearer(&Jwt::new("ES256").encode()).send(),
+            "two",
+        ),
+    );
     f.assert();
     nginx.finish();
 }

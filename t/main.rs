@@ -8,6 +8,7 @@ mod claims;
 mod config;
 mod identity;
 mod inheritance;
+mod malformed;
 mod require;
 mod smoke;
 mod token;

@@ -83,16 +83,26 @@ fn requirement_from_a_map() {
     for path in ["/admin/", "/admin401/"] {
         let mark = nginx.log_mark();
         let resp = nginx.get(path).bearer(&role("user")).send();
-        f.check(path, if resp.status == 401 && resp.challenge().starts_with("Bearer realm=\"api\"") {
-            Ok(())
-        } else {
-            Err(format!("expected 401, got {}", resp.summary()))
-        });
+        f.check(
+            path,
+            if resp.status == 401 && resp.challenge().starts_with("Bearer realm=\"api\"") {
+                Ok(())
+            } else {
+                Err(format!("expected 401, got {}", resp.summary()))
+            },
+        );
         f.check(path, nginx.denial_line(mark, "forbidden", ""));
     }
     let token = Jwt::new("RS256").encode();
     let resp = nginx.get("/admin/").bearer(&token).send();
-    f.check("no role claim", if resp.status == 401 { Ok(()) } else { Err(resp.summary()) });
+    f.check(
+        "no role claim",
+        if resp.status == 401 {
+            Ok(())
+        } else {
+            Err(resp.summary())
+        },
+    );
     f.assert();
     nginx.finish();
 }
@@ -112,9 +122,20 @@ fn error_403_is_insufficient_scope() {
 fn every_value_must_hold() {
     let nginx = Nginx::http(CONF).start();
     let mut f = Failures::new();
-    let token = |role: &str, scope: &str| Jwt::new("ES256").claims(json!({"role": role, "scope": scope})).encode();
-    f.check("admin+read", nginx.check_accepted("/both/", &token("admin", "write read")));
-    for (what, t) in [("admin only", token("admin", "write")), ("read only", token("user", "read")), ("neither", token("x", "y"))] {
+    let token = |role: &str, scope: &str| {
+        Jwt::new("ES256")
+            .claims(json!({"role": role, "scope": scope}))
+            .encode()
+    };
+    f.check(
+        "admin+read",
+        nginx.check_accepted("/both/", &token("admin", "write read")),
+    );
+    for (what, t) in [
+        ("admin only", token("admin", "write")),
+        ("read only", token("user", "read")),
+        ("neither", token("x", "y")),
+    ] {
         let resp = nginx.get("/both/").bearer(&t).send();
         f.check(what, insufficient_scope(&resp, "api"));
     }
@@ -126,15 +147,31 @@ fn every_value_must_hold() {
 fn nested_claim_through_claim_set() {
     let nginx = Nginx::http(CONF).start();
     let mut f = Failures::new();
-    let org = |id: serde_json::Value| Jwt::new("EdDSA").claim("org", json!({"id": id, "name": "x"})).encode();
-    f.check("acme", nginx.check_accepted("/tenant/", &org(json!("acme"))));
+    let org = |id: serde_json::Value| {
+        Jwt::new("EdDSA")
+            .claim("org", json!({"id": id, "name": "x"}))
+            .encode()
+    };
+    f.check(
+        "acme",
+        nginx.check_accepted("/tenant/", &org(json!("acme"))),
+    );
     for (what, t) in [
         ("other", org(json!("evil"))),
-        ("flat", Jwt::new("EdDSA").claim("org", json!("acme")).encode()),
-        ("dotted name", Jwt::new("EdDSA").claim("org.id", json!("acme")).encode()),
+        (
+            "flat",
+            Jwt::new("EdDSA").claim("org", json!("acme")).encode(),
+        ),
+        (
+            "dotted name",
+            Jwt::new("EdDSA").claim("org.id", json!("acme")).encode(),
+        ),
         ("missing", Jwt::new("EdDSA").encode()),
     ] {
-        f.check(what, insufficient_scope(&nginx.get("/tenant/").bearer(&t).send(), "api"));
+        f.check(
+            what,
+            insufficient_scope(&nginx.get("/tenant/").bearer(&t).send(), "api"),
+        );
     }
     f.assert();
     nginx.finish();
@@ -145,7 +182,12 @@ fn empty_and_zero_fail() {
     let nginx = Nginx::http(CONF).start();
     let mut f = Failures::new();
     let flag = |v: serde_json::Value| Jwt::new("HS256").claim("flag", v).encode();
-    for (what, t) in [("1", flag(json!("1"))), ("yes", flag(json!("yes"))), ("00", flag(json!("00"))), ("number 2", flag(json!(2)))] {
+    for (what, t) in [
+        ("1", flag(json!("1"))),
+        ("yes", flag(json!("yes"))),
+        ("00", flag(json!("00"))),
+        ("number 2", flag(json!(2))),
+    ] {
         f.check(what, nginx.check_accepted("/flag/", &t));
     }
     for (what, t) in [
@@ -156,7 +198,14 @@ fn empty_and_zero_fail() {
     ] {
         let mark = nginx.log_mark();
         let resp = nginx.get("/flag/").bearer(&t).send();
-        f.check(what, if resp.status == 401 { Ok(()) } else { Err(resp.summary()) });
+        f.check(
+            what,
+            if resp.status == 401 {
+                Ok(())
+            } else {
+                Err(resp.summary())
+            },
+        );
         f.check(what, nginx.denial_line(mark, "forbidden", ""));
     }
     f.assert();
@@ -167,10 +216,29 @@ fn empty_and_zero_fail() {
 fn token_checks_come_before_requirements() {
     let nginx = Nginx::http(CONF).start();
     let mut f = Failures::new();
-    let expired = Jwt::new("RS256").claim("role", json!("user")).exp_in(-60).encode();
-    f.check("expired", nginx.check_rejected("/admin403/", "api", &expired, "expired", "token expired at"));
-    let forged = Jwt::new("RS256").claim("role", json!("admin")).rsa_key(&crate::harness::keys().rsa_other).kid("rsa-1").encode();
-    f.check("forged admin", nginx.check_rejected("/admin403/", "api", &forged, "invalid", "signature verification failed"));
+    let expired = Jwt::new("RS256")
+        .claim("role", json!("user"))
+        .exp_in(-60)
+        .encode();
+    f.check(
+        "expired",
+        nginx.check_rejected("/admin403/", "api", &expired, "expired", "token expired at"),
+    );
+    let forged = Jwt::new("RS256")
+        .claim("role", json!("admin"))
+        .rsa_key(&crate::harness::keys().rsa_other)
+        .kid("rsa-1")
+        .encode();
+    f.check(
+        "forged admin",
+        nginx.check_rejected(
+            "/admin403/",
+            "api",
+            &forged,
+            "invalid",
+            "signature verification failed",
+        ),
+    );
     f.check("missing", missing(&nginx.get("/admin403/").send(), "api"));
     let resp = nginx.get("/admin403/").bearer("not.a.token").send();
     f.check("garbage", invalid(&resp, "api"));
@@ -182,13 +250,31 @@ fn token_checks_come_before_requirements() {
 fn requirements_inherit_and_override() {
     let nginx = Nginx::http(CONF).start();
     let port2 = nginx.extra_port(2);
-    let get = |path: &str, t: &str| crate::harness::Request::new(port2, "GET", path).bearer(t).send();
+    let get = |path: &str, t: &str| {
+        crate::harness::Request::new(port2, "GET", path)
+            .bearer(t)
+            .send()
+    };
     let mut f = Failures::new();
-    f.check("inherited, admin", crate::harness::expect::upstream(&get("/", &role("admin"))));
-    f.check("inherited, user", insufficient_scope(&get("/", &role("user")), "api"));
-    let reader = Jwt::new("RS256").claims(json!({"role": "user", "scope": "read"})).encode();
-    f.check("override, reader", crate::harness::expect::upstream(&get("/reader/", &reader)));
-    f.check("override, admin without read", insufficient_scope(&get("/reader/", &role("admin")), "api"));
+    f.check(
+        "inherited, admin",
+        crate::harness::expect::upstream(&get("/", &role("admin"))),
+    );
+    f.check(
+        "inherited, user",
+        insufficient_scope(&get("/", &role("user")), "api"),
+    );
+    let reader = Jwt::new("RS256")
+        .claims(json!({"role": "user", "scope": "read"}))
+        .encode();
+    f.check(
+        "override, reader",
+        crate::harness::expect::upstream(&get("/reader/", &reader)),
+    );
+    f.check(
+        "override, admin without read",
+        insufficient_scope(&get("/reader/", &role("admin")), "api"),
+    );
     let open = crate::harness::Request::new(port2, "GET", "/open/").send();
     f.check("auth off", crate::harness::expect::upstream(&open));
     f.assert();

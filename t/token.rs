@@ -41,7 +41,9 @@ fn no_token_gets_a_bare_bearer_challenge() {
     let mark = nginx.log_mark();
     let resp = nginx.get("/").send();
     missing(&resp, "api").unwrap();
-    let line = nginx.denial_line(mark, "missing", "no bearer token").unwrap();
+    let line = nginx
+        .denial_line(mark, "missing", "no bearer token")
+        .unwrap();
     assert!(line.contains("kid=\"-\", alg=\"-\""), "{line}");
     nginx.finish();
 }
@@ -51,7 +53,12 @@ fn other_schemes_and_empty_bearer_are_refused() {
     let nginx = Nginx::http(CONF).start();
     let token = Jwt::new("RS256").encode();
     let mut f = Failures::new();
-    for value in ["Basic dXNlcjpwYXNz", "Digest username=\"a\"", "Token abc", &format!("JWT {token}")] {
+    for value in [
+        "Basic dXNlcjpwYXNz",
+        "Digest username=\"a\"",
+        "Token abc",
+        &format!("JWT {token}"),
+    ] {
         let resp = nginx.get("/").header("Authorization", value).send();
         f.check(value, missing(&resp, "api"));
     }
@@ -71,7 +78,10 @@ fn bearer_scheme_is_case_insensitive() {
     let token = Jwt::new("ES256").encode();
     let mut f = Failures::new();
     for scheme in ["Bearer", "bearer", "BEARER", "BeArEr"] {
-        let resp = nginx.get("/").header("Authorization", &format!("{scheme} {token}")).send();
+        let resp = nginx
+            .get("/")
+            .header("Authorization", &format!("{scheme} {token}"))
+            .send();
         f.check(scheme, upstream(&resp));
     }
     f.assert();
@@ -83,12 +93,22 @@ fn token_from_a_variable() {
     let nginx = Nginx::http(CONF).start();
     let token = Jwt::new("RS256").encode();
     let mut f = Failures::new();
-    f.check("query", nginx.accepts(nginx.get(&format!("/arg/?access_token={token}"))));
+    f.check(
+        "query",
+        nginx.accepts(nginx.get(&format!("/arg/?access_token={token}"))),
+    );
     f.check(
         "cookie",
-        nginx.accepts(nginx.get("/cookie/").header("Cookie", &format!("a=b; jwt={token}; c=d"))),
+        nginx.accepts(
+            nginx
+                .get("/cookie/")
+                .header("Cookie", &format!("a=b; jwt={token}; c=d")),
+        ),
     );
-    f.check("header", nginx.accepts(nginx.get("/header/").header("X-Token", &token)));
+    f.check(
+        "header",
+        nginx.accepts(nginx.get("/header/").header("X-Token", &token)),
+    );
     // With token=, the Authorization header is not where the token is looked for.
     for path in ["/arg/", "/cookie/", "/header/"] {
         let resp = nginx.get(path).bearer(&token).send();
@@ -114,8 +134,16 @@ fn realm_is_quoted_as_configured() {
 fn static_content_is_protected() {
     let nginx = Nginx::http(CONF).start();
     missing(&nginx.get("/static/index.html").send(), "api").unwrap();
-    let resp = nginx.get("/static/index.html").bearer(&Jwt::new("EdDSA").encode()).send();
-    assert_eq!((resp.status, resp.text().as_str()), (200, "index\n"), "{}", resp.summary());
+    let resp = nginx
+        .get("/static/index.html")
+        .bearer(&Jwt::new("EdDSA").encode())
+        .send();
+    assert_eq!(
+        (resp.status, resp.text().as_str()),
+        (200, "index\n"),
+        "{}",
+        resp.summary()
+    );
     nginx.finish();
 }
 
@@ -123,7 +151,11 @@ fn static_content_is_protected() {
 fn accepted_requests_reach_the_upstream_unchanged() {
     let nginx = Nginx::http(CONF).start();
     let token = Jwt::new("PS256").encode();
-    let resp = nginx.request("POST", "/path?x=1").bearer(&token).body("hello").send();
+    let resp = nginx
+        .request("POST", "/path?x=1")
+        .bearer(&token)
+        .body("hello")
+        .send();
     upstream(&resp).unwrap();
     assert_eq!(resp.echo("method").as_deref(), Some("POST"));
     assert_eq!(resp.echo("uri").as_deref(), Some("/path?x=1"));
@@ -137,10 +169,18 @@ fn accepted_requests_reach_the_upstream_unchanged() {
 fn duplicate_authorization_headers_never_pass() {
     let nginx = Nginx::http(CONF).start();
     let good = Jwt::new("RS256").encode();
-    let resp = nginx.get("/").bearer(&good).header("Authorization", "Bearer x.y.z").send();
+    let resp = nginx
+        .get("/")
+        .bearer(&good)
+        .header("Authorization", "Bearer x.y.z")
+        .send();
     not_5xx(&resp).unwrap();
     assert_ne!(resp.status, 200, "{}", resp.summary());
-    let resp = nginx.get("/").header("Authorization", "Bearer x.y.z").bearer(&good).send();
+    let resp = nginx
+        .get("/")
+        .header("Authorization", "Bearer x.y.z")
+        .bearer(&good)
+        .send();
     not_5xx(&resp).unwrap();
     assert_ne!(resp.status, 200, "{}", resp.summary());
     nginx.finish();

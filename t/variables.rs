@@ -49,7 +49,9 @@ const CONF: &str = r#"
 "#;
 
 fn bracketed(resp: &Response, name: &str) -> Result<String, String> {
-    let v = resp.header(name).ok_or_else(|| format!("no {name} header in {}", resp.summary()))?;
+    let v = resp
+        .header(name)
+        .ok_or_else(|| format!("no {name} header in {}", resp.summary()))?;
     v.strip_prefix('[')
         .and_then(|v| v.strip_suffix(']'))
         .map(str::to_owned)
@@ -59,10 +61,13 @@ fn bracketed(resp: &Response, name: &str) -> Result<String, String> {
 fn expect_headers(f: &mut Failures, case: &str, resp: &Response, want: &[(&str, &str)]) {
     for (name, value) in want {
         let got = bracketed(resp, name);
-        f.check(&format!("{case} {name}"), match got {
-            Ok(v) if v == *value => Ok(()),
-            other => Err(format!("{other:?}, want {value:?}")),
-        });
+        f.check(
+            &format!("{case} {name}"),
+            match got {
+                Ok(v) if v == *value => Ok(()),
+                other => Err(format!("{other:?}, want {value:?}")),
+            },
+        );
     }
 }
 
@@ -80,27 +85,38 @@ fn variables_after_success() {
         .encode();
     let resp = nginx.check_accepted("/", &token).unwrap();
     let mut f = Failures::new();
-    expect_headers(&mut f, "ok", &resp, &[
-        ("x-status", "ok"),
-        ("x-error", ""),
-        ("x-sub", "alice"),
-        ("x-roles", "a,b"),
-        ("x-kid", "rsa-1"),
-        ("x-alg", "RS256"),
-        ("x-email", "alice@example.com"),
-        ("x-tenant", "acme"),
-        ("x-deep", "deep"),
-        ("x-typ", "JWT"),
-        ("x-custom", "hdr"),
-    ]);
-    f.check("upstream x-jwt-sub", match resp.echo("x-jwt-sub") {
-        Some(v) if v == "alice" => Ok(()),
-        other => Err(format!("{other:?}")),
-    });
-    f.check("upstream x-jwt-status", match resp.echo("x-jwt-status") {
-        Some(v) if v == "ok" => Ok(()),
-        other => Err(format!("{other:?}")),
-    });
+    expect_headers(
+        &mut f,
+        "ok",
+        &resp,
+        &[
+            ("x-status", "ok"),
+            ("x-error", ""),
+            ("x-sub", "alice"),
+            ("x-roles", "a,b"),
+            ("x-kid", "rsa-1"),
+            ("x-alg", "RS256"),
+            ("x-email", "alice@example.com"),
+            ("x-tenant", "acme"),
+            ("x-deep", "deep"),
+            ("x-typ", "JWT"),
+            ("x-custom", "hdr"),
+        ],
+    );
+    f.check(
+        "upstream x-jwt-sub",
+        match resp.echo("x-jwt-sub") {
+            Some(v) if v == "alice" => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    f.check(
+        "upstream x-jwt-status",
+        match resp.echo("x-jwt-status") {
+            Some(v) if v == "ok" => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
     f.assert();
     nginx.finish();
 }
@@ -112,10 +128,35 @@ fn status_and_error_after_failures() {
     let exp = now() - 100;
     let cases: Vec<(&str, Option<String>, &str, &str)> = vec![
         ("missing", None, "missing", "no bearer token"),
-        ("expired", Some(Jwt::new("ES256").claim("exp", json!(exp)).encode()), "expired", "token expired at"),
-        ("bad signature", Some(Jwt::new("RS256").rsa_key(&k.rsa_other).kid("rsa-1").encode()), "invalid", "signature verification failed"),
-        ("alg none", Some(Jwt::new("RS256").alg("none").unsigned().encode()), "invalid", "algorithm none is not allowed"),
-        ("unknown kid", Some(Jwt::new("RS256").kid("nope").encode()), "invalid", "no key matches kid"),
+        (
+            "expired",
+            Some(Jwt::new("ES256").claim("exp", json!(exp)).encode()),
+            "expired",
+            "token expired at",
+        ),
+        (
+            "bad signature",
+            Some(
+                Jwt::new("RS256")
+                    .rsa_key(&k.rsa_other)
+                    .kid("rsa-1")
+                    .encode(),
+            ),
+            "invalid",
+            "signature verification failed",
+        ),
+        (
+            "alg none",
+            Some(Jwt::new("RS256").alg("none").unsigned().encode()),
+            "invalid",
+            "algorithm none is not allowed",
+        ),
+        (
+            "unknown kid",
+            Some(Jwt::new("RS256").kid("nope").encode()),
+            "invalid",
+            "no key matches kid",
+        ),
     ];
     let mut f = Failures::new();
     for (case, token, status, error) in cases {
@@ -124,15 +165,28 @@ fn status_and_error_after_failures() {
             req = req.bearer(t);
         }
         let resp = req.send();
-        f.check(case, if resp.status == 401 { Ok(()) } else { Err(resp.summary()) });
-        f.check(&format!("{case} status"), match bracketed(&resp, "x-status") {
-            Ok(v) if v == status => Ok(()),
-            other => Err(format!("{other:?}, want {status:?}")),
-        });
-        f.check(&format!("{case} error"), match bracketed(&resp, "x-error") {
-            Ok(v) if v.starts_with(error) => Ok(()),
-            other => Err(format!("{other:?}, want {error:?}...")),
-        });
+        f.check(
+            case,
+            if resp.status == 401 {
+                Ok(())
+            } else {
+                Err(resp.summary())
+            },
+        );
+        f.check(
+            &format!("{case} status"),
+            match bracketed(&resp, "x-status") {
+                Ok(v) if v == status => Ok(()),
+                other => Err(format!("{other:?}, want {status:?}")),
+            },
+        );
+        f.check(
+            &format!("{case} error"),
+            match bracketed(&resp, "x-error") {
+                Ok(v) if v.starts_with(error) => Ok(()),
+                other => Err(format!("{other:?}, want {error:?}...")),
+            },
+        );
     }
     f.assert();
     nginx.finish();
@@ -141,7 +195,10 @@ fn status_and_error_after_failures() {
 #[test]
 fn payload_is_the_decoded_json() {
     let nginx = Nginx::http(CONF).start();
-    let payload = format!(r#"{{"sub":"alice","exp":{},"n":[1,2],"s":"x y"}}"#, now() + 600);
+    let payload = format!(
+        r#"{{"sub":"alice","exp":{},"n":[1,2],"s":"x y"}}"#,
+        now() + 600
+    );
     let token = Jwt::new("EdDSA").raw_payload(&payload).encode();
     let resp = nginx.check_accepted("/payload/", &token).unwrap();
     assert_eq!(bracketed(&resp, "x-payload").unwrap(), payload);
@@ -164,7 +221,9 @@ fn variables_are_empty_where_auth_is_off() {
 fn variables_in_the_access_log() {
     let nginx = Nginx::http(CONF).start();
     let exp = now() - 100;
-    let good = Jwt::new("RS256").claim("org", json!({"id": "acme"})).encode();
+    let good = Jwt::new("RS256")
+        .claim("org", json!({"id": "acme"}))
+        .encode();
     let expired = Jwt::new("ES256").claim("exp", json!(exp)).encode();
     nginx.check_accepted("/", &good).unwrap();
     assert_eq!(nginx.get("/").bearer(&expired).send().status, 401);
@@ -182,7 +241,15 @@ fn variables_in_the_access_log() {
     assert_eq!(lines[0][..2], ["200", "ok"], "{log}");
     assert!(empty(lines[0][2]), "no error on success: {log}");
     assert_eq!(lines[0][3..], ["alice", "rsa-1", "RS256", "acme"], "{log}");
-    assert_eq!(lines[1][..3], ["401", "expired", format!("token expired at {exp}").as_str()], "{log}");
-    assert_eq!(lines[2][..3], ["401", "missing", "no bearer token"], "{log}");
+    assert_eq!(
+        lines[1][..3],
+        ["401", "expired", format!("token expired at {exp}").as_str()],
+        "{log}"
+    );
+    assert_eq!(
+        lines[2][..3],
+        ["401", "missing", "no bearer token"],
+        "{log}"
+    );
     nginx.finish();
 }

@@ -39,15 +39,28 @@ fn every_worker_verifies() {
     let mut f = Failures::new();
     // With reuseport, each connection lands on a worker chosen by its source port.
     for i in 0..60 {
-        f.check(&format!("good {i}"), nginx.check_accepted("/", &good).map(|_| ()));
+        f.check(
+            &format!("good {i}"),
+            nginx.check_accepted("/", &good).map(|_| ()),
+        );
         let resp = nginx.get("/").bearer(&bad).send();
-        f.check(&format!("bad {i}"), if resp.status == 401 { Ok(()) } else { Err(resp.summary()) });
+        f.check(
+            &format!("bad {i}"),
+            if resp.status == 401 {
+                Ok(())
+            } else {
+                Err(resp.summary())
+            },
+        );
     }
     f.assert();
     let lines = nginx.log_lines(mark, "auth_jwt: rejected (expired)");
     assert_eq!(lines.len(), 60, "one denial line per refused request");
     let pids: HashSet<u32> = lines.iter().filter_map(|l| pid_of(l)).collect();
-    assert!(pids.len() >= 2, "denials came from only {pids:?}: is every worker checking?");
+    assert!(
+        pids.len() >= 2,
+        "denials came from only {pids:?}: is every worker checking?"
+    );
     nginx.finish();
 }
 
@@ -64,7 +77,7 @@ fn parallel_clients_on_four_workers() {
                 let mut errors = Vec::new();
                 for i in 0..40 {
                     let ok = Request::new(port, "GET", "/").bearer(&good).send();
-                    if !ok.from_upstream() {
+                    if !ok.is_from_upstream() {
                         errors.push(format!("thread {t} good {i}: {}", ok.summary()));
                     }
                     let no = Request::new(port, "GET", "/").bearer(&bad).send();
@@ -76,7 +89,10 @@ fn parallel_clients_on_four_workers() {
             })
         })
         .collect();
-    let errors: Vec<String> = handles.into_iter().flat_map(|h| h.join().expect("client thread")).collect();
+    let errors: Vec<String> = handles
+        .into_iter()
+        .flat_map(|h| h.join().expect("client thread"))
+        .collect();
     assert!(errors.is_empty(), "{}", errors.join("\n"));
     nginx.finish();
 }
@@ -87,7 +103,9 @@ fn reload_applies_new_keys_without_failing_requests() {
     let rs = Jwt::new("RS256").encode();
     let es = Jwt::new("ES256").encode();
     nginx.check_accepted("/", &rs).unwrap();
-    nginx.check_rejected("/", "api", &es, "invalid", "no key matches kid").unwrap();
+    nginx
+        .check_rejected("/", "api", &es, "invalid", "no key matches kid")
+        .unwrap();
 
     // Valid requests keep flowing during the reload; none may fail.
     let stop = Arc::new(AtomicBool::new(false));
@@ -100,7 +118,7 @@ fn reload_applies_new_keys_without_failing_requests() {
             while !stop.load(Ordering::Relaxed) && Instant::now() < deadline && sent < 5000 {
                 sent += 1;
                 match Request::new(port, "GET", "/").bearer(&rs).try_send() {
-                    Ok(r) if r.from_upstream() => {}
+                    Ok(r) if r.is_from_upstream() => {}
                     Ok(r) => errors.push(r.summary()),
                     Err(e) => errors.push(e),
                 }
@@ -110,14 +128,24 @@ fn reload_applies_new_keys_without_failing_requests() {
     };
     thread::sleep(Duration::from_millis(200));
     let before = nginx.worker_pids();
-    nginx.reload_with(&conf("auth_jwt_key_file {{keys}}/ec256.json;")).expect("reload");
+    nginx
+        .reload_with(&conf("auth_jwt_key_file {{keys}}/ec256.json;"))
+        .expect("reload");
     let after = nginx.worker_pids();
-    assert!(after.iter().all(|p| !before.contains(p)), "{before:?} -> {after:?}");
+    assert!(
+        after.iter().all(|p| !before.contains(p)),
+        "{before:?} -> {after:?}"
+    );
     thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::Relaxed);
     let (sent, errors) = client.join().expect("client thread");
     assert!(sent > 0);
-    assert!(errors.is_empty(), "{} of {sent} requests failed during the reload:\n{}", errors.len(), errors.join("\n"));
+    assert!(
+        errors.is_empty(),
+        "{} of {sent} requests failed during the reload:\n{}",
+        errors.len(),
+        errors.join("\n")
+    );
 
     nginx.check_accepted("/", &es).unwrap();
     nginx.check_accepted("/", &rs).unwrap();
@@ -128,7 +156,9 @@ fn reload_applies_new_keys_without_failing_requests() {
 fn refused_reload_keeps_the_running_configuration() {
     let mut nginx = Nginx::http(&conf("")).workers(2).start();
     let rs = Jwt::new("RS256").encode();
-    let err = nginx.reload_with(&conf("auth_jwt_key_file {{prefix}}/missing.json;")).unwrap_err();
+    let err = nginx
+        .reload_with(&conf("auth_jwt_key_file {{prefix}}/missing.json;"))
+        .unwrap_err();
     assert!(err.contains("missing.json"), "{err}");
     nginx.check_accepted("/", &rs).unwrap();
     assert_eq!(nginx.worker_pids().len(), 2);
@@ -150,11 +180,22 @@ fn a_killed_worker_is_replaced_and_the_new_one_verifies() {
         thread::sleep(Duration::from_millis(20));
     }
     let pids = nginx.worker_pids();
-    assert!(pids.len() == 2 && !pids.contains(&victim), "worker not replaced: {pids:?}");
+    assert!(
+        pids.len() == 2 && !pids.contains(&victim),
+        "worker not replaced: {pids:?}"
+    );
     let mut f = Failures::new();
     for i in 0..20 {
-        f.check(&format!("good {i}"), nginx.check_accepted("/", &Jwt::new("RS256").encode()).map(|_| ()));
-        f.check(&format!("bad {i}"), nginx.check_rejected("/", "api", "x.y.z", "invalid", ""));
+        f.check(
+            &format!("good {i}"),
+            nginx
+                .check_accepted("/", &Jwt::new("RS256").encode())
+                .map(|_| ()),
+        );
+        f.check(
+            &format!("bad {i}"),
+            nginx.check_rejected("/", "api", "x.y.z", "invalid", ""),
+        );
     }
     f.assert();
     // NGINX reports the killed worker at [alert]: expected here.

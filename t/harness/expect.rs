@@ -22,16 +22,53 @@ impl Failures {
 
     /// Panics listing every failed case.
     pub fn assert(self) {
-        assert!(self.0.is_empty(), "{} case(s) failed:\n{}", self.0.len(), self.0.join("\n\n"));
+        assert!(
+            self.0.is_empty(),
+            "{} case(s) failed:\n{}",
+            self.0.len(),
+            self.0.join("\n\n")
+        );
+    }
+}
+
+/// One token that must be refused: where it is sent, and the reason its denial line must
+/// give (a `matches` pattern; "" when the contract leaves the wording open).
+pub struct Case {
+    pub name: String,
+    pub path: &'static str,
+    pub token: String,
+    pub reason: &'static str,
+}
+
+/// A case sent to `/`.
+pub fn case(name: impl Into<String>, token: impl Into<String>, reason: &'static str) -> Case {
+    at("/", name, token, reason)
+}
+
+/// A case sent to `path`.
+pub fn at(
+    path: &'static str,
+    name: impl Into<String>,
+    token: impl Into<String>,
+    reason: &'static str,
+) -> Case {
+    Case {
+        name: name.into(),
+        path,
+        token: token.into(),
+        reason,
     }
 }
 
 /// 200 from the echo upstream.
 pub fn upstream(resp: &Response) -> Result<(), String> {
-    if resp.from_upstream() {
+    if resp.is_from_upstream() {
         Ok(())
     } else {
-        Err(format!("expected 200 from the upstream, got {}", resp.summary()))
+        Err(format!(
+            "expected 200 from the upstream, got {}",
+            resp.summary()
+        ))
     }
 }
 
@@ -41,7 +78,10 @@ pub fn missing(resp: &Response, realm: &str) -> Result<(), String> {
     if resp.status == 401 && resp.challenge() == want {
         Ok(())
     } else {
-        Err(format!("expected 401 with {want:?}, got {}", resp.summary()))
+        Err(format!(
+            "expected 401 with {want:?}, got {}",
+            resp.summary()
+        ))
     }
 }
 
@@ -55,7 +95,10 @@ pub fn invalid(resp: &Response, realm: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("expected 401 invalid_token for realm {realm:?}, got {}", resp.summary()))
+        Err(format!(
+            "expected 401 invalid_token for realm {realm:?}, got {}",
+            resp.summary()
+        ))
     }
 }
 
@@ -68,14 +111,20 @@ pub fn insufficient_scope(resp: &Response, realm: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("expected 403 insufficient_scope for realm {realm:?}, got {}", resp.summary()))
+        Err(format!(
+            "expected 403 insufficient_scope for realm {realm:?}, got {}",
+            resp.summary()
+        ))
     }
 }
 
 /// Never a 5xx for anything a client sends.
 pub fn not_5xx(resp: &Response) -> Result<(), String> {
     if resp.status >= 500 {
-        Err(format!("server error for a client mistake: {}", resp.summary()))
+        Err(format!(
+            "server error for a client mistake: {}",
+            resp.summary()
+        ))
     } else {
         Ok(())
     }
@@ -89,7 +138,11 @@ impl Nginx {
         let line = self.wait_log(mark, &pattern)?;
         let all = self.log_lines(mark, "auth_jwt: rejected");
         if all.len() != 1 {
-            return Err(format!("expected one denial line, got {}:\n{}", all.len(), all.join("\n")));
+            return Err(format!(
+                "expected one denial line, got {}:\n{}",
+                all.len(),
+                all.join("\n")
+            ));
         }
         Ok(line)
     }
@@ -97,7 +150,14 @@ impl Nginx {
     /// Sends `token` as `Authorization: Bearer` to `target` and expects a 401 invalid_token
     /// for `realm`, one denial line with `status` (`invalid`, `expired`...) and `reason`
     /// (a `matches` pattern), and no piece of the token in the log.
-    pub fn check_rejected(&self, target: &str, realm: &str, token: &str, status: &str, reason: &str) -> Result<(), String> {
+    pub fn check_rejected(
+        &self,
+        target: &str,
+        realm: &str,
+        token: &str,
+        status: &str,
+        reason: &str,
+    ) -> Result<(), String> {
         let line = self.rejects(self.get(target).bearer(token), realm, status, reason)?;
         let _ = line;
         Ok(())
@@ -105,7 +165,13 @@ impl Nginx {
 
     /// Sends `req` and expects a 401 invalid_token for `realm` and one denial line with
     /// `status` and `reason`; the log must hold no piece of the bearer token. Returns the line.
-    pub fn rejects(&self, req: Request, realm: &str, status: &str, reason: &str) -> Result<String, String> {
+    pub fn rejects(
+        &self,
+        req: Request,
+        realm: &str,
+        status: &str,
+        reason: &str,
+    ) -> Result<String, String> {
         let mark = self.log_mark();
         let resp = req.try_send()?;
         not_5xx(&resp)?;
@@ -115,6 +181,18 @@ impl Nginx {
             no_token_in(&self.log_since(mark), token)?;
         }
         Ok(line)
+    }
+
+    /// `check_rejected` (status `invalid`) for every case; reports all failures together.
+    pub fn rejects_all(&self, realm: &str, cases: &[Case]) {
+        let mut f = Failures::new();
+        for c in cases {
+            f.check(
+                &c.name,
+                self.check_rejected(c.path, realm, &c.token, "invalid", c.reason),
+            );
+        }
+        f.assert();
     }
 
     /// Sends `token` as `Authorization: Bearer` to `target` and expects the upstream's 200.
@@ -136,7 +214,10 @@ impl Nginx {
 pub fn no_token_in(log: &str, token: &str) -> Result<(), String> {
     for piece in token.split('.').skip(1) {
         if piece.len() >= 16 && log.contains(piece) {
-            return Err(format!("the log contains part of the token ({}...)", &piece[..16]));
+            return Err(format!(
+                "the log contains part of the token ({}...)",
+                &piece[..16]
+            ));
         }
     }
     Ok(())

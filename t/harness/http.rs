@@ -24,7 +24,13 @@ pub struct Request {
 impl Request {
     /// A request line `<method> <target> HTTP/1.1` for port `port`.
     pub fn new(port: u16, method: &str, target: &str) -> Self {
-        Self { port, method: method.to_owned(), target: target.to_owned(), headers: Vec::new(), body: None }
+        Self {
+            port,
+            method: method.to_owned(),
+            target: target.to_owned(),
+            headers: Vec::new(),
+            body: None,
+        }
     }
 
     /// Adds a header line `name: value` (no validation: CR, LF, anything goes out as given).
@@ -46,13 +52,20 @@ impl Request {
 
     /// The first header of that name given to this request (case-insensitive).
     pub fn header_value(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// The bytes that go on the wire.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = format!("{} {} HTTP/1.1\r\n", self.method, self.target).into_bytes();
-        if !self.headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("host")) {
+        if !self
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("host"))
+        {
             out.extend_from_slice(b"Host: localhost\r\n");
         }
         for (name, value) in &self.headers {
@@ -70,12 +83,18 @@ impl Request {
 
     /// Sends the request and reads the whole response; panics on transport failure.
     pub fn send(&self) -> Response {
-        self.try_send().unwrap_or_else(|e| panic!("{} {} on port {}: {e}", self.method, self.target, self.port))
+        self.try_send().unwrap_or_else(|e| {
+            panic!("{} {} on port {}: {e}", self.method, self.target, self.port)
+        })
     }
 
     /// Sends the request and reads the whole response.
     pub fn try_send(&self) -> Result<Response, String> {
-        send_raw(self.port, &self.to_bytes(), self.method.eq_ignore_ascii_case("HEAD"))
+        send_raw(
+            self.port,
+            &self.to_bytes(),
+            self.method.eq_ignore_ascii_case("HEAD"),
+        )
     }
 }
 
@@ -84,8 +103,12 @@ pub fn send_raw(port: u16, bytes: &[u8], head: bool) -> Result<Response, String>
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut stream =
         TcpStream::connect_timeout(&addr, READ_TIMEOUT).map_err(|e| format!("connect: {e}"))?;
-    stream.set_read_timeout(Some(READ_TIMEOUT)).map_err(|e| e.to_string())?;
-    stream.set_write_timeout(Some(READ_TIMEOUT)).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(READ_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    stream
+        .set_write_timeout(Some(READ_TIMEOUT))
+        .map_err(|e| e.to_string())?;
     // NGINX may answer and close before it has read everything (e.g. a 400): still read the answer.
     let write_error = stream.write_all(bytes).err();
     let deadline = Instant::now() + 2 * READ_TIMEOUT;
@@ -93,7 +116,11 @@ pub fn send_raw(port: u16, bytes: &[u8], head: bool) -> Result<Response, String>
     let mut buf = [0u8; 16384];
     loop {
         if Instant::now() > deadline {
-            return Err(format!("response not complete after {:?}: {:?}", 2 * READ_TIMEOUT, lossy(&raw)));
+            return Err(format!(
+                "response not complete after {:?}: {:?}",
+                2 * READ_TIMEOUT,
+                lossy(&raw)
+            ));
         }
         match stream.read(&mut buf) {
             Ok(0) => break,
@@ -106,12 +133,17 @@ pub fn send_raw(port: u16, bytes: &[u8], head: bool) -> Result<Response, String>
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && !raw.is_empty() => break,
             Err(e) => {
-                return Err(format!("read: {e} (write error: {write_error:?}, got {:?})", lossy(&raw)))
+                return Err(format!(
+                    "read: {e} (write error: {write_error:?}, got {:?})",
+                    lossy(&raw)
+                ))
             }
         }
     }
     if raw.is_empty() {
-        return Err(format!("connection closed without a response (write error: {write_error:?})"));
+        return Err(format!(
+            "connection closed without a response (write error: {write_error:?})"
+        ));
     }
     Response::parse(&raw, head)
 }
@@ -131,8 +163,10 @@ pub struct Response {
 
 impl Response {
     fn parse(raw: &[u8], head: bool) -> Result<Self, String> {
-        let end = find(raw, b"\r\n\r\n").ok_or_else(|| format!("no end of headers in {:?}", lossy(raw)))?;
-        let head_text = std::str::from_utf8(&raw[..end]).map_err(|_| "response head is not UTF-8")?;
+        let end = find(raw, b"\r\n\r\n")
+            .ok_or_else(|| format!("no end of headers in {:?}", lossy(raw)))?;
+        let head_text =
+            std::str::from_utf8(&raw[..end]).map_err(|_| "response head is not UTF-8")?;
         let mut lines = head_text.split("\r\n");
         let status_line = lines.next().unwrap_or_default();
         let mut parts = status_line.splitn(3, ' ');
@@ -147,10 +181,17 @@ impl Response {
         let reason = parts.next().unwrap_or_default().to_owned();
         let mut headers = Vec::new();
         for line in lines {
-            let (name, value) = line.split_once(':').ok_or_else(|| format!("bad header line {line:?}"))?;
+            let (name, value) = line
+                .split_once(':')
+                .ok_or_else(|| format!("bad header line {line:?}"))?;
             headers.push((name.to_owned(), value.trim().to_owned()));
         }
-        let mut response = Self { status, reason, headers, body: Vec::new() };
+        let mut response = Self {
+            status,
+            reason,
+            headers,
+            body: Vec::new(),
+        };
         let rest = &raw[end + 4..];
         if head || status == 204 || status == 304 || (100..200).contains(&status) {
             return Ok(response);
@@ -161,7 +202,9 @@ impl Response {
         response.body = if chunked {
             dechunk(rest)?
         } else if let Some(len) = response.header("content-length") {
-            let len: usize = len.parse().map_err(|_| format!("bad content-length {len:?}"))?;
+            let len: usize = len
+                .parse()
+                .map_err(|_| format!("bad content-length {len:?}"))?;
             if rest.len() < len {
                 return Err(format!("body has {} of {len} bytes", rest.len()));
             }
@@ -174,12 +217,19 @@ impl Response {
 
     /// The first header of that name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every header of that name (case-insensitive), in order.
     pub fn headers_all(&self, name: &str) -> Vec<&str> {
-        self.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()).collect()
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// The body as text (lossy).
@@ -193,25 +243,33 @@ impl Response {
     }
 
     /// True when the echo upstream produced this response (see `nginx::ECHO_MARK`).
-    pub fn from_upstream(&self) -> bool {
+    pub fn is_from_upstream(&self) -> bool {
         self.status == 200 && self.text().starts_with(super::nginx::ECHO_MARK)
     }
 
     /// A request header as the echo upstream saw it: `Some("")` when absent or empty, `None`
     /// when the echo upstream does not report that header (or did not answer).
     pub fn echo(&self, name: &str) -> Option<String> {
-        if !self.from_upstream() {
+        if !self.is_from_upstream() {
             return None;
         }
         let prefix = format!("{}: ", name.to_ascii_lowercase());
-        self.text().lines().find_map(|line| line.strip_prefix(&prefix).map(str::to_owned))
+        self.text()
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix).map(str::to_owned))
     }
 
     /// One-line summary for assertion messages.
     pub fn summary(&self) -> String {
         let body = self.text();
         let body: String = body.chars().take(300).collect();
-        format!("{} {} www-authenticate={:?} body={:?}", self.status, self.reason, self.header("www-authenticate"), body)
+        format!(
+            "{} {} www-authenticate={:?} body={:?}",
+            self.status,
+            self.reason,
+            self.header("www-authenticate"),
+            body
+        )
     }
 }
 
@@ -226,7 +284,8 @@ fn dechunk(mut data: &[u8]) -> Result<Vec<u8>, String> {
         let eol = find(data, b"\r\n").ok_or("chunk size line without CRLF")?;
         let line = std::str::from_utf8(&data[..eol]).map_err(|_| "chunk size not UTF-8")?;
         let size_text = line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16).map_err(|_| format!("bad chunk size {line:?}"))?;
+        let size =
+            usize::from_str_radix(size_text, 16).map_err(|_| format!("bad chunk size {line:?}"))?;
         data = &data[eol + 2..];
         if size == 0 {
             return Ok(body);

@@ -92,10 +92,15 @@ impl RsaKey {
         let public = RsaPublicKey::from(&private);
         Self {
             kid,
-            spki_pem: public.to_public_key_pem(LineEnding::LF).expect("rsa spki pem"),
+            spki_pem: public
+                .to_public_key_pem(LineEnding::LF)
+                .expect("rsa spki pem"),
             pkcs1_pem: public.to_pkcs1_pem(LineEnding::LF).expect("rsa pkcs1 pem"),
             spki_der: public.to_public_key_der().expect("rsa spki der").to_vec(),
-            private_pem: private.to_pkcs8_pem(LineEnding::LF).expect("rsa pkcs8 pem").to_string(),
+            private_pem: private
+                .to_pkcs8_pem(LineEnding::LF)
+                .expect("rsa pkcs8 pem")
+                .to_string(),
             private,
             public,
         }
@@ -106,8 +111,8 @@ impl RsaKey {
         json!({
             "kty": "RSA",
             "kid": self.kid,
-            "n": b64(&self.public.n().to_bytes_be()),
-            "e": b64(&self.public.e().to_bytes_be()),
+            "n": b64(self.public.n().to_bytes_be()),
+            "e": b64(self.public.e().to_bytes_be()),
         })
     }
 }
@@ -142,7 +147,14 @@ impl EcKey {
         assert_eq!(point[0], 4, "uncompressed point expected");
         let coords = &point[1..];
         let (x, y) = coords.split_at(coords.len() / 2);
-        Self { kid, crv, secret, x: x.to_vec(), y: y.to_vec(), spki_pem }
+        Self {
+            kid,
+            crv,
+            secret,
+            x: x.to_vec(),
+            y: y.to_vec(),
+            spki_pem,
+        }
     }
 
     /// Field (and scalar) length in bytes: 32, 48 or 66.
@@ -190,14 +202,16 @@ impl EdKey {
         Self {
             kid,
             x: verifying.to_bytes(),
-            spki_pem: verifying.to_public_key_pem(LineEnding::LF).expect("ed25519 pem"),
+            spki_pem: verifying
+                .to_public_key_pem(LineEnding::LF)
+                .expect("ed25519 pem"),
             signing,
         }
     }
 
     /// The public JWK: `{"kty":"OKP","crv":"Ed25519","kid":..,"x":..}`.
     pub fn jwk(&self) -> Value {
-        json!({"kty": "OKP", "kid": self.kid, "crv": "Ed25519", "x": b64(&self.x)})
+        json!({"kty": "OKP", "kid": self.kid, "crv": "Ed25519", "x": b64(self.x)})
     }
 }
 
@@ -236,7 +250,13 @@ impl Keys {
 
     /// Public JWKs of the published asymmetric keys.
     pub fn public_jwks(&self) -> Vec<Value> {
-        vec![self.rsa.jwk(), self.p256.jwk(), self.p384.jwk(), self.p521.jwk(), self.ed.jwk()]
+        vec![
+            self.rsa.jwk(),
+            self.p256.jwk(),
+            self.p384.jwk(),
+            self.p521.jwk(),
+            self.ed.jwk(),
+        ]
     }
 
     /// JWKs of the published HMAC secrets.
@@ -259,7 +279,11 @@ impl Keys {
     /// | `enc.json` | the RSA key marked `"use":"enc"` (kid `rsa-enc`), and an HMAC key (kid `enc-companion`) so that the file has a usable key |
     pub fn write_to(&self, dir: &Path) {
         fs::create_dir_all(dir).expect("create keys dir");
-        let all: Vec<Value> = self.public_jwks().into_iter().chain(self.hmac_jwks()).collect();
+        let all: Vec<Value> = self
+            .public_jwks()
+            .into_iter()
+            .chain(self.hmac_jwks())
+            .collect();
         let mut enc = self.rsa.jwk();
         enc["kid"] = json!("rsa-enc");
         enc["use"] = json!("enc");
@@ -294,7 +318,13 @@ impl Keys {
             ("rsa_1024.json", jwks(&[self.rsa_1024.jwk()])),
             ("rsa_1024.pem", self.rsa_1024.spki_pem.clone()),
             ("rsa_private.pem", self.rsa.private_pem.clone()),
-            ("enc.json", jwks(&[enc, json!({"kty": "oct", "kid": "enc-companion", "k": b64([7u8; 32])})])),
+            (
+                "enc.json",
+                jwks(&[
+                    enc,
+                    json!({"kty": "oct", "kid": "enc-companion", "k": b64([7u8; 32])}),
+                ]),
+            ),
         ];
         for (name, content) in files {
             fs::write(dir.join(name), content).expect("write key file");

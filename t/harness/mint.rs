@@ -14,7 +14,10 @@ use super::keys::{keys, EcKey, EcSecret, EdKey, HmacKey, RsaKey};
 
 /// Unix time now, in seconds.
 pub fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
 }
 
 /// base64url without padding, as JOSE wants.
@@ -67,9 +70,15 @@ impl Signer {
             Signer::RsaPkcs1(hash, key) => {
                 let k = key.private.clone();
                 match hash {
-                    Hash::Sha256 => rsa::pkcs1v15::SigningKey::<Sha256>::new(k).sign(input).to_vec(),
-                    Hash::Sha384 => rsa::pkcs1v15::SigningKey::<Sha384>::new(k).sign(input).to_vec(),
-                    Hash::Sha512 => rsa::pkcs1v15::SigningKey::<Sha512>::new(k).sign(input).to_vec(),
+                    Hash::Sha256 => rsa::pkcs1v15::SigningKey::<Sha256>::new(k)
+                        .sign(input)
+                        .to_vec(),
+                    Hash::Sha384 => rsa::pkcs1v15::SigningKey::<Sha384>::new(k)
+                        .sign(input)
+                        .to_vec(),
+                    Hash::Sha512 => rsa::pkcs1v15::SigningKey::<Sha512>::new(k)
+                        .sign(input)
+                        .to_vec(),
                 }
             }
             Signer::RsaPss(hash, key) => {
@@ -77,9 +86,15 @@ impl Signer {
                 let k = key.private.clone();
                 let rng = &mut OsRng;
                 match hash {
-                    Hash::Sha256 => rsa::pss::SigningKey::<Sha256>::new(k).sign_with_rng(rng, input).to_vec(),
-                    Hash::Sha384 => rsa::pss::SigningKey::<Sha384>::new(k).sign_with_rng(rng, input).to_vec(),
-                    Hash::Sha512 => rsa::pss::SigningKey::<Sha512>::new(k).sign_with_rng(rng, input).to_vec(),
+                    Hash::Sha256 => rsa::pss::SigningKey::<Sha256>::new(k)
+                        .sign_with_rng(rng, input)
+                        .to_vec(),
+                    Hash::Sha384 => rsa::pss::SigningKey::<Sha384>::new(k)
+                        .sign_with_rng(rng, input)
+                        .to_vec(),
+                    Hash::Sha512 => rsa::pss::SigningKey::<Sha512>::new(k)
+                        .sign_with_rng(rng, input)
+                        .to_vec(),
                 }
             }
             Signer::Ecdsa(key) => match &key.secret {
@@ -96,9 +111,9 @@ impl Signer {
                     sig.to_bytes().to_vec()
                 }
             },
-            Signer::Ed25519(key) => {
-                ed25519_dalek::Signer::sign(&key.signing, input).to_bytes().to_vec()
-            }
+            Signer::Ed25519(key) => ed25519_dalek::Signer::sign(&key.signing, input)
+                .to_bytes()
+                .to_vec(),
         }
     }
 }
@@ -168,8 +183,9 @@ pub struct Jwt {
 impl Jwt {
     /// A valid token for one of the 13 JOSE algorithms, signed by its standard key.
     pub fn new(alg: &str) -> Self {
-        let (signer, kid) = default_signer(alg)
-            .unwrap_or_else(|| panic!("no default key for {alg:?}: use Jwt::new(<known>).alg({alg:?})"));
+        let (signer, kid) = default_signer(alg).unwrap_or_else(|| {
+            panic!("no default key for {alg:?}: use Jwt::new(<known>).alg({alg:?})")
+        });
         let now = now();
         let header = json!({"alg": alg, "typ": "JWT", "kid": kid});
         let claims = json!({"sub": "alice", "iat": now, "exp": now + 600});
@@ -277,7 +293,11 @@ impl Jwt {
     /// Signs HMAC with these secret bytes, using the digest of the header's `alg` (HS256 if it is not HS*).
     pub fn hmac_secret(self, secret: impl AsRef<[u8]>) -> Self {
         let alg = self.header_alg();
-        let hash = if alg.starts_with("HS") { Hash::from_alg(&alg) } else { Hash::Sha256 };
+        let hash = if alg.starts_with("HS") {
+            Hash::from_alg(&alg)
+        } else {
+            Hash::Sha256
+        };
         self.signer(Signer::Hmac(hash, secret.as_ref().to_vec()))
     }
 
@@ -285,7 +305,11 @@ impl Jwt {
     pub fn rsa_key(self, key: &'static RsaKey) -> Self {
         let alg = self.header_alg();
         let hash = Hash::from_alg(&alg);
-        let signer = if alg.starts_with("PS") { Signer::RsaPss(hash, key) } else { Signer::RsaPkcs1(hash, key) };
+        let signer = if alg.starts_with("PS") {
+            Signer::RsaPss(hash, key)
+        } else {
+            Signer::RsaPkcs1(hash, key)
+        };
         self.signer(signer).kid(key.kid)
     }
 
@@ -323,7 +347,11 @@ impl Jwt {
 
     /// The header's `alg` as a string ("" if absent or not a string).
     pub fn header_alg(&self) -> String {
-        self.header.get("alg").and_then(Value::as_str).unwrap_or("").to_owned()
+        self.header
+            .get("alg")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned()
     }
 
     /// The header JSON text that will be encoded.
@@ -374,9 +402,18 @@ pub fn default_signer(alg: &str) -> Option<(Signer, &'static str)> {
     let k = keys();
     let hash = || Hash::from_alg(alg);
     Some(match alg {
-        "HS256" => (Signer::Hmac(Hash::Sha256, k.hs256.secret.clone()), k.hs256.kid),
-        "HS384" => (Signer::Hmac(Hash::Sha384, k.hs384.secret.clone()), k.hs384.kid),
-        "HS512" => (Signer::Hmac(Hash::Sha512, k.hs512.secret.clone()), k.hs512.kid),
+        "HS256" => (
+            Signer::Hmac(Hash::Sha256, k.hs256.secret.clone()),
+            k.hs256.kid,
+        ),
+        "HS384" => (
+            Signer::Hmac(Hash::Sha384, k.hs384.secret.clone()),
+            k.hs384.kid,
+        ),
+        "HS512" => (
+            Signer::Hmac(Hash::Sha512, k.hs512.secret.clone()),
+            k.hs512.kid,
+        ),
         "RS256" | "RS384" | "RS512" => (Signer::RsaPkcs1(hash(), &k.rsa), k.rsa.kid),
         "PS256" | "PS384" | "PS512" => (Signer::RsaPss(hash(), &k.rsa), k.rsa.kid),
         "ES256" => (Signer::Ecdsa(&k.p256), k.p256.kid),
@@ -389,8 +426,8 @@ pub fn default_signer(alg: &str) -> Option<(Signer, &'static str)> {
 
 /// The 13 algorithms the module supports.
 pub const ALL_ALGS: [&str; 13] = [
-    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384",
-    "ES512", "EdDSA",
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256",
+    "ES384", "ES512", "EdDSA",
 ];
 
 fn into_map(value: Value) -> Map<String, Value> {

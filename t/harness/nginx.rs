@@ -1,17 +1,17 @@
-//! NGINX under test: temp prefix, config templates, ports, start/stop/reload, `nginx -t`, logs.
+//! NGINX under test: config templates, the echo upstream, start/stop/reload, `nginx -t`.
 
 use std::collections::HashSet;
 use std::fs::{self, File};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::check::{numbered, ConfigCheck};
 use super::http::Request;
 use super::keys::keys;
+use super::prefix::{free_port, module_path, Prefix};
 
 /// The NGINX binary built from the vendored source.
 pub const NGINX_BIN: &str = concat!(env!("NGX_AUTH_JWT_BUILD_DIR"), "/nginx");
@@ -42,12 +42,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
 const CHECK_TIMEOUT: Duration = Duration::from_secs(20);
-const LOG_WAIT: Duration = Duration::from_secs(3);
 const START_ATTEMPTS: usize = 5;
 const POLL: Duration = Duration::from_millis(20);
-
-/// Log markers that fail a test unless allowed.
-const BAD_LOG: &[&str] = &["[alert]", "[crit]", "[emerg]", "panicked"];
 
 /// How the template becomes `conf/nginx.conf`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,7 +65,7 @@ pub struct NginxBuilder {
     module: bool,
     files: Vec<(PathBuf, Vec<u8>)>,
     echo_headers: Vec<String>,
-    allowed: Vec<String>,
+    pub(super) allowed: Vec<String>,
 }
 
 impl NginxBuilder {
@@ -87,7 +83,8 @@ impl NginxBuilder {
 
     /// Writes a file (path relative to the prefix) before NGINX starts; `{{...}}` are not expanded.
     pub fn file(mut self, rel: &str, content: impl AsRef<[u8]>) -> Self {
-        self.files.push((PathBuf::from(rel), content.as_ref().to_vec()));
+        self.files
+            .push((PathBuf::from(rel), content.as_ref().to_vec()));
         self
     }
 
@@ -145,7 +142,9 @@ impl NginxBuilder {
         }
         nginx.finished = true;
         nginx.prefix.keep = true;
-        Err(format!("ports kept being taken, {START_ATTEMPTS} attempts: {last_error}"))
+        Err(format!(
+            "ports kept being taken, {START_ATTEMPTS} attempts: {last_error}"
+        ))
     }
 
     /// Runs `nginx -t` on the rendered configuration.
@@ -165,7 +164,13 @@ impl NginxBuilder {
         let (code, stderr) = nginx.run_nginx(&["-t"], CHECK_TIMEOUT);
         let conf_path = nginx.prefix.path.join("conf/nginx.conf");
         let config = nginx.config.clone();
-        let check = ConfigCheck { ok: code == Some(0), stderr, config, conf_path, nginx };
+        let check = ConfigCheck {
+            ok: code == Some(0),
+            stderr,
+            config,
+            conf_path,
+            nginx,
+        };
         assert!(
             !check.stderr.contains("panicked"),
             "nginx -t panicked:\n{}\nconfiguration:\n{}",
@@ -186,112 +191,23 @@ struct Ports {
 
 impl Ports {
     fn allocate(template: &str) -> Self {
-        let extra = (2..=3).filter(|i| template.contains(&format!("{{{{port{i}}}}}"))).map(|_| free_port()).collect();
-        Self { port: free_port(), upstream: free_port(), extra }
+        let extra = (2..=3)
+            .filter(|i| template.contains(&format!("{{{{port{i}}}}}")))
+            .map(|_| free_port())
+            .collect();
+        Self {
+            port: free_port(),
+            upstream: free_port(),
+            extra,
+        }
     }
 
     fn all(&self) -> Vec<u16> {
-        [self.port, self.upstream].into_iter().chain(self.extra.iter().copied()).collect()
+        [self.port, self.upstream]
+            .into_iter()
+            .chain(self.extra.iter().copied())
+            .collect()
     }
-}
-
-/// A port no other test in this process has been given: the kernel picks a free one, and a
-/// process-wide set makes sure it is handed out once.
-pub fn free_port() -> u16 {
-    static TAKEN: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
-    let taken = TAKEN.get_or_init(|| Mutex::new(HashSet::new()));
-    for _ in 0..1000 {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-        let port = listener.local_addr().expect("local addr").port();
-        if taken.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
-            return port;
-        }
-    }
-    panic!("no free port after 1000 tries");
-}
-
-/// The temporary prefix of one NGINX: conf/, logs/, modules/, html/, keys/. Removed on drop
-/// unless the test failed (or NGX_T_KEEP is set); then its path is printed.
-pub struct Prefix {
-    pub path: PathBuf,
-    /// Keep the directory even when the test passes.
-    pub keep: bool,
-}
-
-impl Prefix {
-    fn new() -> Self {
-        static SEQ: AtomicUsize = AtomicUsize::new(0);
-        let name: String = thread::current()
-            .name()
-            .unwrap_or("test")
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '-' })
-            .collect();
-        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("ngx-auth-jwt-t.{}.{seq}.{name}", std::process::id()));
-        let _ = fs::remove_dir_all(&path);
-        for sub in ["conf", "logs", "modules", "html"] {
-            fs::create_dir_all(path.join(sub)).expect("create prefix dirs");
-        }
-        Self { path, keep: false }
-    }
-}
-
-impl Drop for Prefix {
-    fn drop(&mut self) {
-        if self.keep || thread::panicking() || std::env::var_os("NGX_T_KEEP").is_some() {
-            let log = fs::read_to_string(self.path.join("logs/error.log")).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            eprintln!(
-                "kept NGINX prefix for inspection: {}\n--- last lines of logs/error.log ---\n{}",
-                self.path.display(),
-                tail.join("\n")
-            );
-        } else {
-            let _ = fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
-/// The module built by cargo for this test executable's profile, built on first use so that
-/// tests never run a stale module (`cargo test` does not build a cdylib for integration tests).
-pub fn module_path() -> &'static Path {
-    static MODULE: OnceLock<PathBuf> = OnceLock::new();
-    MODULE.get_or_init(|| {
-        let exe = std::env::current_exe().expect("current exe");
-        // <target>/<profile>/deps/t-<hash>
-        let profile_dir = exe.parent().and_then(Path::parent).expect("test exe in <target>/<profile>/deps");
-        let so = profile_dir.join("libngx_http_auth_jwt_module.so");
-        if std::env::var_os("NGX_T_NO_BUILD").is_none() {
-            build_module(profile_dir);
-        }
-        assert!(
-            so.is_file(),
-            "module not found at {}: build it with `cargo build` (same profile and target dir as the tests)",
-            so.display()
-        );
-        so
-    })
-}
-
-fn build_module(profile_dir: &Path) {
-    let target_dir = profile_dir.parent().expect("target dir");
-    let profile = profile_dir.file_name().and_then(|n| n.to_str()).unwrap_or("debug");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--lib", "--manifest-path", concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")])
-        .arg("--target-dir")
-        .arg(target_dir);
-    if profile == "release" {
-        cmd.arg("--release");
-    }
-    let output = cmd.output().expect("run cargo build --lib");
-    assert!(
-        output.status.success(),
-        "cargo build --lib failed (set NGX_T_NO_BUILD=1 to use an existing module):\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
 }
 
 enum StartFailure {
@@ -301,9 +217,9 @@ enum StartFailure {
 
 /// A running NGINX (master + workers, `daemon off`), stopped and checked on drop.
 pub struct Nginx {
-    prefix: Prefix,
+    pub(super) prefix: Prefix,
     ports: Ports,
-    spec: NginxBuilder,
+    pub(super) spec: NginxBuilder,
     config: String,
     child: Option<Child>,
     finished: bool,
@@ -350,7 +266,11 @@ impl Nginx {
 
     /// `{{port2}}` (n = 2) or `{{port3}}` (n = 3).
     pub fn extra_port(&self, n: usize) -> u16 {
-        *self.ports.extra.get(n - 2).expect("template does not use that port")
+        *self
+            .ports
+            .extra
+            .get(n - 2)
+            .expect("template does not use that port")
     }
 
     /// The prefix directory.
@@ -396,14 +316,18 @@ impl Nginx {
     }
 
     fn write_config(&self) {
-        fs::write(self.prefix.path.join("conf/nginx.conf"), &self.config).expect("write nginx.conf");
+        fs::write(self.prefix.path.join("conf/nginx.conf"), &self.config)
+            .expect("write nginx.conf");
     }
 
     /// Renders a template (of this NGINX's mode) with this NGINX's ports and paths.
     fn render(&self, template: &str) -> String {
         let spec = &self.spec;
         let mut out = String::new();
-        out.push_str(&format!("# Generated by t/harness for {:?}.\n", thread::current().name().unwrap_or("?")));
+        out.push_str(&format!(
+            "# Generated by t/harness for {:?}.\n",
+            thread::current().name().unwrap_or("?")
+        ));
         out.push_str("daemon off;\nmaster_process on;\n");
         out.push_str(&format!("worker_processes {};\n", spec.workers));
         out.push_str("pid logs/nginx.pid;\nerror_log logs/error.log info;\n");
@@ -429,7 +353,10 @@ impl Nginx {
         let mut vars = vec![
             ("port".to_owned(), self.ports.port.to_string()),
             ("upstream_port".to_owned(), self.ports.upstream.to_string()),
-            ("upstream".to_owned(), format!("http://127.0.0.1:{}", self.ports.upstream)),
+            (
+                "upstream".to_owned(),
+                format!("http://127.0.0.1:{}", self.ports.upstream),
+            ),
             ("prefix".to_owned(), dir.clone()),
             ("keys".to_owned(), format!("{dir}/keys")),
             ("echo_server".to_owned(), echo.to_owned()),
@@ -442,15 +369,21 @@ impl Nginx {
 
     /// The echo upstream: an unprotected server whose `return` lists the request headers tests look at.
     fn echo_server(&self) -> String {
-        let mut body = String::from("echo: upstream\\nmethod: $request_method\\nuri: $request_uri\\n");
+        let mut body =
+            String::from("echo: upstream\\nmethod: $request_method\\nuri: $request_uri\\n");
         for name in &self.spec.echo_headers {
             body.push_str(&format!("{name}: $http_{}\\n", name.replace('-', "_")));
         }
-        let off = if self.spec.module { "        auth_jwt off;\n" } else { "" };
+        let off = if self.spec.module {
+            "        auth_jwt off;\n"
+        } else {
+            ""
+        };
         format!(
             "    # Echo upstream (harness): `return` is fine here, this server is never protected.\n\
              \x20   server {{\n\
              \x20       listen 127.0.0.1:{port};\n\
+             \x20       large_client_header_buffers 4 64k;\n\
              {off}\
              \x20       location / {{\n\
              \x20           default_type text/plain;\n\
@@ -496,7 +429,11 @@ impl Nginx {
     fn spawn_and_wait(&mut self) -> Result<(), StartFailure> {
         let logs = self.prefix.path.join("logs");
         let _ = fs::remove_file(logs.join("nginx.pid"));
-        let stderr = File::options().create(true).append(true).open(logs.join("stderr")).expect("stderr file");
+        let stderr = File::options()
+            .create(true)
+            .append(true)
+            .open(logs.join("stderr"))
+            .expect("stderr file");
         let child = Command::new(NGINX_BIN)
             .args(self.nginx_args())
             .stdin(Stdio::null())
@@ -508,7 +445,10 @@ impl Nginx {
         self.child = Some(child);
         let deadline = Instant::now() + START_TIMEOUT;
         while Instant::now() < deadline {
-            let exited = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            let exited = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
             if let Some(status) = exited {
                 self.child = None;
                 let why = format!(
@@ -523,10 +463,15 @@ impl Nginx {
                     StartFailure::Other(why)
                 });
             }
-            let pid_ok = fs::read_to_string(logs.join("nginx.pid")).is_ok_and(|s| s.trim() == pid.to_string());
+            let pid_ok = fs::read_to_string(logs.join("nginx.pid"))
+                .is_ok_and(|s| s.trim() == pid.to_string());
             if pid_ok
                 && self.worker_pids().len() >= self.spec.workers as usize
-                && self.ports.all().iter().all(|&p| !self.config.contains(&p.to_string()) || accepts(p))
+                && self
+                    .ports
+                    .all()
+                    .iter()
+                    .all(|&p| !self.config.contains(&p.to_string()) || accepts(p))
             {
                 return Ok(());
             }
@@ -546,25 +491,39 @@ impl Nginx {
 
     /// Pids of the current (not shutting down) worker processes.
     pub fn worker_pids(&self) -> Vec<u32> {
-        let Some(child) = &self.child else { return Vec::new() };
+        let Some(child) = &self.child else {
+            return Vec::new();
+        };
         children_of(child.id())
             .into_iter()
-            .filter(|(_, cmd)| cmd.starts_with("nginx: worker process") && !cmd.contains("shutting down"))
+            .filter(|(_, cmd)| {
+                cmd.starts_with("nginx: worker process") && !cmd.contains("shutting down")
+            })
             .map(|(pid, _)| pid)
             .collect()
     }
 
     fn all_children(&self) -> Vec<u32> {
-        self.child.as_ref().map(|c| children_of(c.id()).into_iter().map(|(p, _)| p).collect()).unwrap_or_default()
+        self.child
+            .as_ref()
+            .map(|c| children_of(c.id()).into_iter().map(|(p, _)| p).collect())
+            .unwrap_or_default()
     }
 
     /// Sends a signal (name as for kill(1): QUIT, HUP, TERM, KILL, USR1...) to a process.
     pub fn signal(pid: u32, sig: &str) {
-        let _ = Command::new("kill").args(["-s", sig, &pid.to_string()]).stderr(Stdio::null()).status();
+        let _ = Command::new("kill")
+            .args(["-s", sig, &pid.to_string()])
+            .stderr(Stdio::null())
+            .status();
     }
 
     /// Reloads with a new template (same mode, same ports); see `reload`.
     pub fn reload_with(&mut self, template: &str) -> Result<(), String> {
+        let keys_dir = self.prefix.path.join("keys");
+        if template.contains("{{keys}}") && !keys_dir.is_dir() {
+            keys().write_to(&keys_dir);
+        }
         self.spec.template = template.to_owned();
         self.config = self.render(template);
         self.write_config();
@@ -584,19 +543,25 @@ impl Nginx {
                 return Err(line.to_owned());
             }
             let current = self.worker_pids();
-            let fresh = current.iter().all(|p| !old.contains(p)) && current.len() >= self.spec.workers as usize;
+            let fresh = current.iter().all(|p| !old.contains(p))
+                && current.len() >= self.spec.workers as usize;
             let old_gone = self.all_children().iter().all(|p| !old.contains(p));
             if fresh && old_gone {
                 return Ok(());
             }
             thread::sleep(POLL);
         }
-        Err(format!("reload not done after {RELOAD_TIMEOUT:?}\n{}", self.log_since(mark)))
+        Err(format!(
+            "reload not done after {RELOAD_TIMEOUT:?}\n{}",
+            self.log_since(mark)
+        ))
     }
 
     /// Graceful stop: SIGQUIT, then SIGKILL to master and workers after a bound.
     pub fn stop(&mut self) {
-        let Some(child) = self.child.as_mut() else { return };
+        let Some(child) = self.child.as_mut() else {
+            return;
+        };
         let pid = child.id();
         let workers = children_of(pid);
         Self::signal(pid, "QUIT");
@@ -606,7 +571,9 @@ impl Nginx {
         }
         self.child = None;
         for (worker, _) in workers {
-            if fs::read_to_string(format!("/proc/{worker}/cmdline")).is_ok_and(|c| c.starts_with("nginx")) {
+            if fs::read_to_string(format!("/proc/{worker}/cmdline"))
+                .is_ok_and(|c| c.starts_with("nginx"))
+            {
                 Self::signal(worker, "KILL");
             }
         }
@@ -642,79 +609,6 @@ impl Nginx {
             problems.join("\n")
         );
     }
-
-    /// Error-log lines containing `text` no longer fail the final log scan.
-    pub fn allow_log(&mut self, text: &str) {
-        self.spec.allowed.push(text.to_owned());
-    }
-
-    /// Lines of error.log and stderr that fail a test.
-    pub fn log_problems(&self) -> Vec<String> {
-        let stderr = fs::read_to_string(self.prefix.path.join("logs/stderr")).unwrap_or_default();
-        let log = self.error_log();
-        log.lines()
-            .chain(stderr.lines())
-            .filter(|l| BAD_LOG.iter().any(|bad| l.contains(bad)))
-            .filter(|l| !self.spec.allowed.iter().any(|a| l.contains(a.as_str())))
-            .map(str::to_owned)
-            .collect()
-    }
-
-    /// The whole error log.
-    pub fn error_log(&self) -> String {
-        let bytes = fs::read(self.prefix.path.join("logs/error.log")).unwrap_or_default();
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-
-    /// A file under logs/ (e.g. an access log), "" when absent.
-    pub fn log_file(&self, name: &str) -> String {
-        let bytes = fs::read(self.prefix.path.join("logs").join(name)).unwrap_or_default();
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-
-    /// Current length of the error log, to read only what comes after.
-    pub fn log_mark(&self) -> usize {
-        fs::metadata(self.prefix.path.join("logs/error.log")).map(|m| m.len() as usize).unwrap_or(0)
-    }
-
-    /// Error log written since `mark`.
-    pub fn log_since(&self, mark: usize) -> String {
-        let bytes = fs::read(self.prefix.path.join("logs/error.log")).unwrap_or_default();
-        String::from_utf8_lossy(bytes.get(mark..).unwrap_or_default()).into_owned()
-    }
-
-    /// Waits (bounded) for an error-log line after `mark` matching `pattern` (see `matches`).
-    pub fn wait_log(&self, mark: usize, pattern: &str) -> Result<String, String> {
-        let deadline = Instant::now() + LOG_WAIT;
-        loop {
-            let since = self.log_since(mark);
-            if let Some(line) = since.lines().find(|l| matches(l, pattern)) {
-                return Ok(line.to_owned());
-            }
-            if Instant::now() > deadline {
-                return Err(format!("no error.log line matching {pattern:?}; log since mark:\n{since}"));
-            }
-            thread::sleep(POLL);
-        }
-    }
-
-    /// Like `wait_log`, panicking when the line does not come.
-    pub fn assert_log(&self, mark: usize, pattern: &str) -> String {
-        self.wait_log(mark, pattern).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// Asserts no error-log line after `mark` matches `pattern`.
-    pub fn assert_no_log(&self, mark: usize, pattern: &str) {
-        let since = self.log_since(mark);
-        if let Some(line) = since.lines().find(|l| matches(l, pattern)) {
-            panic!("unexpected error.log line matching {pattern:?}: {line}");
-        }
-    }
-
-    /// Error-log lines after `mark` matching `pattern`.
-    pub fn log_lines(&self, mark: usize, pattern: &str) -> Vec<String> {
-        self.log_since(mark).lines().filter(|l| matches(l, pattern)).map(str::to_owned).collect()
-    }
 }
 
 impl Drop for Nginx {
@@ -729,76 +623,6 @@ impl Drop for Nginx {
     }
 }
 
-/// Result of `nginx -t`.
-pub struct ConfigCheck {
-    pub ok: bool,
-    pub stderr: String,
-    pub config: String,
-    pub conf_path: PathBuf,
-    /// Never started; holds the prefix for as long as the check lives.
-    nginx: Nginx,
-}
-
-impl ConfigCheck {
-    /// 1-based line of the first configuration line containing `needle`.
-    pub fn line_of(&self, needle: &str) -> usize {
-        self.config
-            .lines()
-            .position(|l| l.contains(needle))
-            .map(|i| i + 1)
-            .unwrap_or_else(|| panic!("{needle:?} not in the configuration"))
-    }
-
-    /// Asserts `nginx -t` passed without `[emerg]`/`[alert]`/`[crit]`.
-    pub fn assert_ok(&self) {
-        assert!(
-            self.ok && !BAD_LOG.iter().any(|b| self.stderr.contains(b)),
-            "nginx -t failed:\n{}\n--- nginx.conf ---\n{}",
-            self.stderr,
-            numbered(&self.config)
-        );
-    }
-
-    /// Asserts `nginx -t` failed with an `[emerg]` line that names the file and the line of
-    /// the directive containing `at`, and contains every part of `message` (each may be a
-    /// `matches` pattern). Returns that line.
-    pub fn assert_emerg(&self, at: &str, message: &[&str]) -> String {
-        self.emerg(at, message).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// `assert_emerg` as a `Result`, for table-driven tests.
-    pub fn emerg(&self, at: &str, message: &[&str]) -> Result<String, String> {
-        let location = format!("in {}:{}", self.conf_path.display(), self.line_of(at));
-        let context = || format!("stderr:\n{}--- nginx.conf ---\n{}", self.stderr, numbered(&self.config));
-        if self.ok {
-            return Err(format!("nginx -t passed, expected an [emerg] {location}\n{}", context()));
-        }
-        let Some(line) = self.stderr.lines().find(|l| l.contains("[emerg]")) else {
-            return Err(format!("no [emerg] line\n{}", context()));
-        };
-        if !line.ends_with(&location) {
-            return Err(format!("[emerg] line does not end with {location:?}: {line}\n{}", context()));
-        }
-        if let Some(part) = message.iter().find(|part| !matches(line, part)) {
-            return Err(format!("[emerg] line lacks {part:?}: {line}"));
-        }
-        Ok(line.to_owned())
-    }
-}
-
-/// Does `line` match `pattern`? `*` in a pattern matches any run of characters; without `*`
-/// it is a plain substring test. The pattern may match anywhere in the line.
-pub fn matches(line: &str, pattern: &str) -> bool {
-    let mut rest = line;
-    for piece in pattern.split('*') {
-        match rest.find(piece) {
-            Some(i) => rest = &rest[i + piece.len()..],
-            None => return false,
-        }
-    }
-    true
-}
-
 /// Replaces `{{name}}` placeholders; an unknown one is a test bug and panics.
 fn expand(template: &str, vars: &[(String, String)]) -> String {
     let mut out = String::with_capacity(template.len());
@@ -806,7 +630,9 @@ fn expand(template: &str, vars: &[(String, String)]) -> String {
     while let Some(start) = rest.find("{{") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find("}}").unwrap_or_else(|| panic!("unclosed {{{{ in template"));
+        let end = after
+            .find("}}")
+            .unwrap_or_else(|| panic!("unclosed {{{{ in template"));
         let name = after[..end].trim();
         let value = vars
             .iter()
@@ -820,12 +646,12 @@ fn expand(template: &str, vars: &[(String, String)]) -> String {
     out
 }
 
-fn numbered(text: &str) -> String {
-    text.lines().enumerate().map(|(i, l)| format!("{:4} {l}\n", i + 1)).collect()
-}
-
 fn accepts(port: u16) -> bool {
-    TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)), Duration::from_millis(200)).is_ok()
+    TcpStream::connect_timeout(
+        &SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        Duration::from_millis(200),
+    )
+    .is_ok()
 }
 
 fn wait_child(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
@@ -843,7 +669,9 @@ fn wait_child(child: &mut Child, timeout: Duration) -> Option<std::process::Exit
 
 /// (pid, cmdline) of the processes whose parent is `ppid`, from /proc.
 fn children_of(ppid: u32) -> Vec<(u32, String)> {
-    let Ok(dir) = fs::read_dir("/proc") else { return Vec::new() };
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
     dir.filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
         .filter_map(|pid| {
@@ -855,7 +683,10 @@ fn children_of(ppid: u32) -> Vec<(u32, String)> {
                 return None;
             }
             let cmd = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ").trim().to_owned();
+            let cmd = String::from_utf8_lossy(&cmd)
+                .replace('\0', " ")
+                .trim()
+                .to_owned();
             Some((pid, cmd))
         })
         .collect()
