@@ -6,6 +6,7 @@ mod algorithms;
 mod attacks;
 mod claims;
 mod config;
+mod examples;
 mod identity;
 mod inheritance;
 mod malformed;
