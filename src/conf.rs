@@ -402,6 +402,18 @@ extern "C" fn cmd_slot<const KIND: u8>(
     }
 }
 
+/// Sets a directive's value once per level; a second one is NGINX's "is duplicate".
+pub(crate) fn set_once<T, E: core::fmt::Display>(
+    field: &mut Option<T>,
+    parse: impl FnOnce() -> Result<T, E>,
+) -> Result<(), String> {
+    if field.is_some() {
+        return Err("is duplicate".into());
+    }
+    *field = Some(parse().map_err(|e| e.to_string())?);
+    Ok(())
+}
+
 /// Turns the directive handler's body into NGINX's return convention.
 fn finish(cf: *mut ngx_conf_t, name: &str, result: Result<(), String>) -> *mut c_char {
     match result {
@@ -511,11 +523,9 @@ extern "C" fn cmd_set_list(
     unsafe {
         let field = conf.byte_add((*cmd).offset).cast::<Option<Vec<String>>>();
         with_conf(cf, conf, |_: &mut JwtLocConf, args| {
-            if (*field).is_some() {
-                return Err("is duplicate".into());
-            }
-            *field = Some(args.iter().map(|a| (*a).to_owned()).collect());
-            Ok(())
+            set_once(&mut *field, || {
+                Ok::<_, String>(args.iter().map(|a| (*a).to_owned()).collect())
+            })
         })
     }
 }
@@ -528,11 +538,7 @@ extern "C" fn cmd_set_algorithms(
     // SAFETY: registered with NGX_HTTP_LOC_CONF_OFFSET, so `conf` is a JwtLocConf.
     unsafe {
         with_conf(cf, conf, |lcf: &mut JwtLocConf, args| {
-            if lcf.algorithms.is_some() {
-                return Err("is duplicate".into());
-            }
-            lcf.algorithms = Some(parse_algorithms(args).map_err(|e| e.to_string())?);
-            Ok(())
+            set_once(&mut lcf.algorithms, || parse_algorithms(args))
         })
     }
 }
@@ -615,11 +621,7 @@ extern "C" fn cmd_set_fail_mode(
     // SAFETY: registered with NGX_HTTP_LOC_CONF_OFFSET, so `conf` is a JwtLocConf.
     unsafe {
         with_conf(cf, conf, |lcf: &mut JwtLocConf, args| {
-            if lcf.fail_mode.is_some() {
-                return Err("is duplicate".into());
-            }
-            lcf.fail_mode = Some(parse_fail_mode(args[0]).map_err(|e| e.to_string())?);
-            Ok(())
+            set_once(&mut lcf.fail_mode, || parse_fail_mode(args[0]))
         })
     }
 }
@@ -632,11 +634,7 @@ extern "C" fn cmd_set_cache(
     // SAFETY: registered with NGX_HTTP_MAIN_CONF_OFFSET, so `conf` is a JwtMainConf.
     unsafe {
         with_conf(cf, conf, |mcf: &mut JwtMainConf, args| {
-            if mcf.cache.is_some() {
-                return Err("is duplicate".into());
-            }
-            mcf.cache = Some(parse_cache(args[0]).map_err(|e| e.to_string())?);
-            Ok(())
+            set_once(&mut mcf.cache, || parse_cache(args[0]))
         })
     }
 }

@@ -14,7 +14,7 @@ use ngx::ngx_log_error;
 
 use super::ext::full_path;
 use super::value::parse_source;
-use super::{with_conf, JwtLocConf, JwtMainConf, NGX_CONF_UNSET_SIZE};
+use super::{set_once, with_conf, JwtLocConf, JwtMainConf, NGX_CONF_UNSET_SIZE};
 use crate::keys::{RemoteSource, SourceKind};
 use crate::{zone, HttpAuthJwtModule};
 
@@ -85,18 +85,16 @@ pub extern "C" fn cmd_set_trusted_certificate(
     // SAFETY: registered with NGX_HTTP_LOC_CONF_OFFSET, so `conf` is a JwtLocConf.
     unsafe {
         with_conf(cf, conf, |lcf: &mut JwtLocConf, args| {
-            if lcf.trusted_certificate.is_some() {
-                return Err("is duplicate".into());
-            }
-            let path = full_path(cf, args[0]).ok_or("cannot resolve path")?;
-            let pem = std::fs::read(&path).map_err(|e| format!("\"{path}\": {e}"))?;
-            let certs = openssl::x509::X509::stack_from_pem(&pem)
-                .map_err(|_| format!("\"{path}\": not a PEM certificate bundle"))?;
-            if certs.is_empty() {
-                return Err(format!("\"{path}\": no certificates"));
-            }
-            lcf.trusted_certificate = Some(path);
-            Ok(())
+            set_once(&mut lcf.trusted_certificate, || {
+                let path = full_path(cf, args[0]).ok_or("cannot resolve path")?;
+                let pem = std::fs::read(&path).map_err(|e| format!("\"{path}\": {e}"))?;
+                let certs = openssl::x509::X509::stack_from_pem(&pem)
+                    .map_err(|_| format!("\"{path}\": not a PEM certificate bundle"))?;
+                if certs.is_empty() {
+                    return Err(format!("\"{path}\": no certificates"));
+                }
+                Ok(path)
+            })
         })
     }
 }

@@ -1,16 +1,16 @@
 //! Key selection and signature verification of parsed tokens, with OpenSSL.
 #![forbid(unsafe_code)]
 
+use foreign_types::ForeignTypeRef;
 use openssl::bn::BigNum;
 use openssl::ec::EcKey;
 use openssl::ecdsa::EcdsaSig;
 use openssl::error::ErrorStack;
 use openssl::hash::{self, MessageDigest};
-use openssl::pkey::{PKey, Public};
-use openssl::rsa::Padding;
-use foreign_types::ForeignTypeRef;
 use openssl::md::Md;
+use openssl::pkey::{PKey, Public};
 use openssl::pkey_ctx::PkeyCtx;
+use openssl::rsa::Padding;
 use openssl::sha;
 use openssl::sign::{RsaPssSaltlen, Verifier};
 use std::cell::RefCell;
@@ -142,12 +142,8 @@ fn check(material: &KeyMaterial, alg: Alg, input: &[u8], signature: &[u8]) -> bo
         (Kind::Hmac(key), Alg::HS256 | Alg::HS384 | Alg::HS512) => {
             key.verify(alg, input, signature)
         }
-        (Kind::Rsa(key), Alg::RS256 | Alg::RS384 | Alg::RS512) => {
-            rsa(key, alg, input, signature)
-        }
-        (Kind::Rsa(key), Alg::PS256 | Alg::PS384 | Alg::PS512) => {
-            rsa(key, alg, input, signature)
-        }
+        (Kind::Rsa(key), Alg::RS256 | Alg::RS384 | Alg::RS512) => rsa(key, alg, input, signature),
+        (Kind::Rsa(key), Alg::PS256 | Alg::PS384 | Alg::PS512) => rsa(key, alg, input, signature),
         (Kind::Ec { key, curve, order }, _) if curve.alg() == alg => {
             ecdsa(key, curve.coordinate_len(), order, md, input, signature)
         }
