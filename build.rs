@@ -3,7 +3,10 @@
 use std::env;
 
 fn main() {
-    for (var, cfg) in [("DEP_NGINX_FEATURES", "ngx_feature"), ("DEP_NGINX_OS", "ngx_os")] {
+    for (var, cfg) in [
+        ("DEP_NGINX_FEATURES", "ngx_feature"),
+        ("DEP_NGINX_OS", "ngx_os"),
+    ] {
         println!("cargo::rerun-if-env-changed={var}");
         if let Ok(values) = env::var(var) {
             for value in values.split(',').map(str::trim).filter(|v| !v.is_empty()) {

@@ -438,7 +438,9 @@ pub(crate) unsafe fn with_conf<T>(
     };
     // SAFETY: the caller guarantees `conf` points at a live `T`.
     let conf = unsafe { &mut *conf.cast::<T>() };
-    finish(cf, name, body(conf, &args))
+    let result = crate::log::catch(|| body(conf, &args))
+        .unwrap_or_else(|panic| Err(format!("bug: panic while parsing: {panic}")));
+    finish(cf, name, result)
 }
 
 extern "C" fn cmd_set_auth_jwt(

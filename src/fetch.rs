@@ -190,7 +190,12 @@ impl Worker {
         let (lock, cv) = stop;
         loop {
             for i in 0..self.sources.len() {
-                self.step(i, unix_now());
+                if let Err(panic) = crate::log::catch(|| self.step(i, unix_now())) {
+                    log(
+                        nginx_sys::NGX_LOG_ALERT,
+                        format!("bug: panic in the key fetcher: {panic}"),
+                    );
+                }
             }
             let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
             if *guard {

@@ -45,6 +45,13 @@ pub unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t
 }
 
 fn access(request: &mut Request) -> ngx_int_t {
+    #[cfg(feature = "test-panic")]
+    if request.headers_in_iterator().any(|(name, _)| {
+        name.as_bytes()
+            .eq_ignore_ascii_case(b"x-auth-jwt-test-panic")
+    }) {
+        panic!("auth_jwt test-panic trigger");
+    }
     let Some(lcf) = HttpAuthJwtModule::location_conf(request) else {
         return NGX_DECLINED as ngx_int_t;
     };

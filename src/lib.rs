@@ -37,6 +37,7 @@ impl HttpModule for HttpAuthJwtModule {
     }
 
     unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+        log::install_panic_hook();
         // SAFETY: NGINX calls this with the `http` block's configuration context.
         match unsafe { variables::register(cf) } {
             Some(()) => NGX_OK as ngx_int_t,

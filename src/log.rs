@@ -21,18 +21,45 @@ macro_rules! log_warn {
 
 pub(crate) use {log_at, log_info, log_warn};
 
+use std::cell::RefCell;
+use std::sync::Once;
+
+thread_local! {
+    /// The last panic's message and place, kept by the hook for the `alert` line.
+    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Replaces the default panic hook (which writes to stderr) by one that keeps the message
+/// for [`contain`] to log; installed once per process.
+pub fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let text = info.to_string().replace('\n', " ");
+            LAST_PANIC.with_borrow_mut(|last| *last = Some(text));
+        }));
+    });
+}
+
+/// Runs `f`, turning a panic into `fallback` and the panic's message (see
+/// [`install_panic_hook`]); a bug must never unwind into NGINX.
+pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| {
+        LAST_PANIC
+            .with_borrow_mut(Option::take)
+            .unwrap_or_else(|| "unknown panic".into())
+    })
+}
+
 /// Runs `f`, turning a panic into an `alert` line and `fallback`: a bug must never unwind
 /// into NGINX, and the worker keeps serving.
 pub fn contain<T>(log: *mut nginx_sys::ngx_log_t, fallback: T, f: impl FnOnce() -> T) -> T {
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        Ok(v) => v,
-        Err(_) => {
-            log_at!(
-                NGX_LOG_ALERT,
-                log,
-                "bug: panic caught at the NGINX boundary"
-            );
-            fallback
-        }
-    }
+    catch(f).unwrap_or_else(|panic| {
+        log_at!(
+            NGX_LOG_ALERT,
+            log,
+            "bug: panic caught at the NGINX boundary: {panic}"
+        );
+        fallback
+    })
 }

@@ -10,6 +10,8 @@ mod examples;
 mod identity;
 mod inheritance;
 mod malformed;
+mod panic;
+mod remote;
 mod require;
 mod smoke;
 mod token;

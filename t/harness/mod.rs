@@ -12,6 +12,7 @@
 pub mod check;
 pub mod expect;
 pub mod http;
+pub mod idp;
 pub mod keys;
 pub mod logs;
 pub mod mint;
