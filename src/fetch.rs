@@ -125,7 +125,6 @@ fn sync(source: &RemoteSource, zone: &ZoneData) {
         kids: kids.clone(),
     });
     source.forget_unknown_kids();
-    source.no_keys_logged.store(false, Ordering::Relaxed);
     if old.as_ref() != Some(&kids) {
         log(
             nginx_sys::NGX_LOG_INFO,

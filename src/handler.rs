@@ -98,8 +98,13 @@ fn key_sources(lcf: &JwtLocConf, now: i64) -> Vec<KeySource<'_>> {
         issuer: None,
     });
     let remote = lcf.remote.iter().flatten().filter_map(|source| {
+        let keys = source.current(now)?;
+        // Keys are back: the next outage is a new state change, logged again.
+        if source.no_keys_logged.load(Ordering::Relaxed) {
+            source.no_keys_logged.store(false, Ordering::Relaxed);
+        }
         Some(KeySource {
-            keys: source.current(now)?,
+            keys,
             issuer: source.issuer(),
         })
     });
