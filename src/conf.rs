@@ -7,11 +7,12 @@ use std::sync::Arc;
 use nginx_sys::{
     ngx_command_t, ngx_conf_set_flag_slot, ngx_conf_set_sec_slot, ngx_conf_set_size_slot,
     ngx_conf_t, ngx_flag_t, ngx_uint_t, time_t, NGX_CONF_1MORE, NGX_CONF_2MORE, NGX_CONF_FLAG,
-    NGX_CONF_TAKE1, NGX_CONF_TAKE12, NGX_CONF_UNSET, NGX_HTTP_LMT_CONF, NGX_HTTP_LOC_CONF,
-    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET, NGX_HTTP_SRV_CONF,
-    NGX_LOG_EMERG,
+    NGX_CONF_NOARGS, NGX_CONF_TAKE1, NGX_CONF_TAKE12, NGX_CONF_UNSET, NGX_HTTP_LMT_CONF,
+    NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF, NGX_HTTP_MAIN_CONF_OFFSET,
+    NGX_HTTP_SRV_CONF, NGX_LOG_EMERG,
 };
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
+use ngx::http::HttpModuleMainConf;
 use ngx::{ngx_log_error, ngx_string};
 
 use self::ext::{args, complex_value, fail, full_path, ComplexValue};
@@ -23,6 +24,8 @@ use crate::jwks;
 use crate::jwt::alg::AlgSet;
 use crate::jwt::verify::KeySet;
 use crate::keys::RemoteSource;
+use crate::metrics::FileReport;
+use crate::HttpAuthJwtModule;
 
 pub mod ext;
 pub mod remote;
@@ -60,6 +63,8 @@ pub struct JwtMainConf {
     pub sources: Vec<Arc<RemoteSource>>,
     /// `auth_jwt_zone` size (`NGX_CONF_UNSET_SIZE` until set).
     pub zone_size: usize,
+    /// Every `auth_jwt_key_file`, for the status page.
+    pub files: Vec<FileReport>,
     /// Boxed so that the address handed to NGINX as variable data never moves.
     #[allow(clippy::vec_box)]
     pub vars: Vec<Box<PathVar>>,
@@ -71,6 +76,7 @@ impl Default for JwtMainConf {
             cache: None,
             sources: Vec::new(),
             zone_size: NGX_CONF_UNSET_SIZE,
+            files: Vec::new(),
             vars: Vec::new(),
         }
     }
@@ -229,7 +235,7 @@ macro_rules! command {
 }
 
 /// The directive table; `lib.rs` points the module at it.
-pub static mut NGX_HTTP_AUTH_JWT_COMMANDS: [ngx_command_t; 19] = [
+pub static mut NGX_HTTP_AUTH_JWT_COMMANDS: [ngx_command_t; 21] = [
     command!(
         "auth_jwt",
         ANY_LOC | NGX_HTTP_LMT_CONF | NGX_CONF_TAKE12,
@@ -355,6 +361,20 @@ pub static mut NGX_HTTP_AUTH_JWT_COMMANDS: [ngx_command_t; 19] = [
         cmd_slot::<SIZE>,
         NGX_HTTP_MAIN_CONF_OFFSET,
         mem::offset_of!(JwtMainConf, zone_size)
+    ),
+    command!(
+        "auth_jwt_metrics",
+        NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+        crate::report::cmd_set_metrics,
+        NGX_HTTP_LOC_CONF_OFFSET,
+        0
+    ),
+    command!(
+        "auth_jwt_status",
+        NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
+        crate::report::cmd_set_status,
+        NGX_HTTP_LOC_CONF_OFFSET,
+        0
     ),
     ngx_command_t::empty(),
 ];
@@ -486,6 +506,14 @@ extern "C" fn cmd_add_key_file(
                     (*cf).log,
                     "auth_jwt: \"{path}\": key not used: {skipped}"
                 );
+            }
+            if let Some(mcf) = HttpAuthJwtModule::main_conf_mut(&*cf) {
+                let keys = parsed.keys.keys();
+                mcf.files.push(FileReport {
+                    path: path.clone(),
+                    kids: keys.iter().filter_map(|k| k.kid.clone()).collect(),
+                    algorithms: parsed.keys.algorithms().iter().map(|a| a.name()).collect(),
+                });
             }
             match &mut lcf.keys {
                 None => lcf.keys = Some(Arc::new(parsed.keys)),

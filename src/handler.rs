@@ -12,8 +12,9 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
-use crate::authn::{self, log_safe, Cache, Denial, KeySource, Policy, Verified};
+use crate::authn::{self, log_safe, Cache, Denial, KeySource, Lookup, Policy, Verified};
 use crate::challenge::{www_authenticate, Challenge};
 use crate::conf::value::FailMode;
 use crate::conf::value::RequireError;
@@ -31,6 +32,11 @@ thread_local! {
     static CACHE: RefCell<Cache> = RefCell::new(Cache::new(0));
 }
 
+/// This worker's cache: entries held, and capacity.
+pub fn cache_fill() -> (usize, usize) {
+    CACHE.with_borrow(|c| (c.len(), c.capacity()))
+}
+
 /// Registered in the access phase by `postconfiguration`.
 ///
 /// # Safety
@@ -39,9 +45,13 @@ pub unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t
     // SAFETY: NGINX passes a valid request that this handler may use until it returns.
     let request = unsafe { Request::from_ngx_http_request(r) };
     let log = request.log();
-    contain(log, NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t, || {
+    let rc = contain(log, NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t, || {
         access(request)
-    })
+    });
+    if let (Some(ctx), Some(zone)) = (ctx::get(request.as_ref()), zone::get()) {
+        zone.worker_counters().outcome(ctx.status);
+    }
+    rc
 }
 
 fn access(request: &mut Request) -> ngx_int_t {
@@ -74,12 +84,17 @@ fn access(request: &mut Request) -> ngx_int_t {
     }
     let policy = policy(lcf);
     let capacity = HttpAuthJwtModule::main_conf(request).map_or(0, |m| m.cache_entries());
-    let (result, _lookup) = CACHE.with_borrow_mut(|cache| {
+    let started = Instant::now();
+    let (result, lookup) = CACHE.with_borrow_mut(|cache| {
         if cache.capacity() != capacity {
             *cache = Cache::new(capacity);
         }
         authn::authenticate_cached(raw, &sources, &policy, now, cache)
     });
+    if let Some(zone) = zone::get() {
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        zone.worker_counters().check(lookup == Lookup::Hit, nanos);
+    }
     if let Err(denial) = &result {
         if denial.error == VerifyError::UnknownKid {
             wake_fetchers(lcf, denial.kid.as_deref().unwrap_or_default(), now);

@@ -23,6 +23,8 @@ pub mod jwks;
 pub mod jwt;
 pub mod keys;
 mod log;
+pub mod metrics;
+mod report;
 mod time;
 mod variables;
 mod worker;

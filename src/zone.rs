@@ -8,18 +8,23 @@
 
 use core::ffi::c_void;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicI64, AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64, Ordering};
 
 use nginx_sys::{
     ngx_int_t, ngx_shm_zone_t, ngx_slab_calloc, ngx_slab_free, ngx_slab_pool_t, NGX_ERROR, NGX_OK,
 };
 use ngx::sync::RwLock;
 
+use crate::jwt::error::Status;
+use crate::metrics::{self, Counters};
+
 /// Most key URIs (and discovery issuers) one configuration may name.
 pub const MAX_SOURCES: usize = 32;
 const MAGIC: u64 = u64::from_be_bytes(*b"auth_jwt");
 /// Bump when `ZoneData` changes shape: a reload with another layout starts a fresh table.
-const LAYOUT_VERSION: u64 = 1;
+const LAYOUT_VERSION: u64 = 2;
+/// Workers with their own counter slot; more share slots (sums stay right, atomics).
+pub const MAX_WORKERS: usize = 64;
 
 /// A string stored inline in shared memory, cut at a character boundary when too long.
 #[repr(C)]
@@ -87,12 +92,47 @@ pub struct Slot {
     pub wake: AtomicI64,
 }
 
+/// One worker's request counters: atomics, written by that worker only (no lock, no shared
+/// cache line), summed when scraped. All-zero is the empty state.
+#[repr(C, align(64))]
+pub struct WorkerCounters {
+    /// Indexed like `Status::ALL`.
+    pub requests: [AtomicU64; 8],
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
+    /// Verification durations per histogram bucket (`metrics::BUCKETS`, then `+Inf`).
+    pub buckets: [AtomicU64; metrics::BUCKETS.len() + 1],
+    pub duration_sum_ns: AtomicU64,
+}
+
+impl WorkerCounters {
+    /// Counts one request's outcome.
+    pub fn outcome(&self, status: Status) {
+        if let Some(i) = Status::ALL.iter().position(|s| *s == status) {
+            self.requests[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts one token check: cache hit or miss, and how long it took.
+    pub fn check(&self, hit: bool, nanos: u64) {
+        let lookups = if hit {
+            &self.cache_hits
+        } else {
+            &self.cache_misses
+        };
+        lookups.fetch_add(1, Ordering::Relaxed);
+        self.buckets[metrics::bucket(nanos)].fetch_add(1, Ordering::Relaxed);
+        self.duration_sum_ns.fetch_add(nanos, Ordering::Relaxed);
+    }
+}
+
 #[repr(C)]
 pub struct ZoneData {
     magic: u64,
     version: u64,
     pool: *mut ngx_slab_pool_t,
     pub slots: [Slot; MAX_SOURCES],
+    pub counters: [WorkerCounters; MAX_WORKERS],
 }
 
 // SAFETY: `ZoneData` lives in shared memory; every mutable field is behind a lock or atomic,
@@ -161,6 +201,31 @@ impl SlotState {
 }
 
 impl ZoneData {
+    /// This worker's counters (`ngx_worker` is the worker's number, 0 without a master).
+    pub fn worker_counters(&self) -> &WorkerCounters {
+        // SAFETY: `ngx_worker` is written once when the worker starts, before any request.
+        let worker = unsafe { nginx_sys::ngx_worker };
+        &self.counters[worker % MAX_WORKERS]
+    }
+
+    /// Every worker's counters, summed.
+    pub fn counters(&self) -> Counters {
+        let mut sum = Counters::default();
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        for w in &self.counters {
+            for (total, n) in sum.requests.iter_mut().zip(&w.requests) {
+                *total += get(n);
+            }
+            for (total, n) in sum.buckets.iter_mut().zip(&w.buckets) {
+                *total += get(n);
+            }
+            sum.cache_hits += get(&w.cache_hits);
+            sum.cache_misses += get(&w.cache_misses);
+            sum.duration_sum_ns += get(&w.duration_sum_ns);
+        }
+        sum
+    }
+
     /// The slot for `uri`: the one already holding it (its keys survive a reload), else a free
     /// one, else one whose URI no longer appears in `wanted`.
     pub fn claim(&self, uri: &str, wanted: &[&str]) -> Option<usize> {

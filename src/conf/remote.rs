@@ -99,14 +99,11 @@ pub extern "C" fn cmd_set_trusted_certificate(
     }
 }
 
-/// Adds the shared zone when the configuration has remote sources (from postconfiguration).
+/// Adds the shared zone (key sets and counters) from postconfiguration.
 ///
 /// # Safety
 /// `cf` must be the `http` block's configuration context.
 pub unsafe fn add_zone(cf: *mut ngx_conf_t, mcf: &mut JwtMainConf) -> Result<(), ()> {
-    if mcf.sources.is_empty() {
-        return Ok(());
-    }
     let size = match mcf.zone_size {
         NGX_CONF_UNSET_SIZE => DEFAULT_ZONE_SIZE,
         size => size,

@@ -1,0 +1,184 @@
+//! `auth_jwt_metrics` and `auth_jwt_status`: content handlers that report from the shared
+//! zone (counters of every worker) and from this worker's view of the key sets.
+
+use core::ffi::{c_char, c_void};
+
+use nginx_sys::{
+    ngx_chain_t, ngx_command_t, ngx_conf_t, ngx_http_request_t, ngx_int_t, NGX_ERROR, NGX_HTTP_GET,
+    NGX_HTTP_HEAD, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_ALLOWED,
+    NGX_HTTP_SERVICE_UNAVAILABLE, NGX_OK,
+};
+use ngx::core::{Buffer, NGX_CONF_ERROR, NGX_CONF_OK};
+use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule, Request};
+
+use crate::headers::copy_str;
+use crate::keys::{RemoteSource, SourceKind};
+use crate::log::contain;
+use crate::metrics::{self, SourceReport, StatusReport};
+use crate::{handler, time, zone, HttpAuthJwtModule};
+
+type Handler = unsafe extern "C" fn(*mut ngx_http_request_t) -> ngx_int_t;
+
+/// `auth_jwt_metrics;` in a location.
+pub extern "C" fn cmd_set_metrics(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    _: *mut c_void,
+) -> *mut c_char {
+    set_handler(cf, metrics_handler)
+}
+
+/// `auth_jwt_status;` in a location.
+pub extern "C" fn cmd_set_status(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    _: *mut c_void,
+) -> *mut c_char {
+    set_handler(cf, status_handler)
+}
+
+fn set_handler(cf: *mut ngx_conf_t, h: Handler) -> *mut c_char {
+    // SAFETY: NGINX calls directive handlers with a live configuration context.
+    match NgxHttpCoreModule::location_conf_mut(unsafe { &*cf }) {
+        Some(clcf) => {
+            clcf.handler = Some(h);
+            NGX_CONF_OK
+        }
+        None => NGX_CONF_ERROR,
+    }
+}
+
+unsafe extern "C" fn metrics_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: NGINX passes a live request.
+    let request = unsafe { Request::from_ngx_http_request(r) };
+    let log = request.log();
+    contain(log, NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t, || {
+        let Some(zone) = zone::get() else {
+            return NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t;
+        };
+        let now = time::now();
+        let sources = source_reports(request, now);
+        let body = metrics::prometheus(&zone.counters(), &sources, now);
+        serve(request, "text/plain; version=0.0.4; charset=utf-8", &body)
+    })
+}
+
+unsafe extern "C" fn status_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: NGINX passes a live request.
+    let request = unsafe { Request::from_ngx_http_request(r) };
+    let log = request.log();
+    contain(log, NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t, || {
+        let Some(zone) = zone::get() else {
+            return NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t;
+        };
+        let now = time::now();
+        let sources = source_reports(request, now);
+        let counters = zone.counters();
+        let mcf = HttpAuthJwtModule::main_conf(request);
+        let (entries, capacity) = handler::cache_fill();
+        let body = metrics::status_json(&StatusReport {
+            module_version: env!("CARGO_PKG_VERSION"),
+            nginx_version: nginx_sys::NGINX_VERSION.to_str().unwrap_or_default(),
+            now,
+            counters: &counters,
+            sources: &sources,
+            files: mcf.map_or(&[][..], |m| &m.files),
+            cache_entries: entries,
+            cache_capacity: capacity,
+        });
+        serve(request, "application/json", &body)
+    })
+}
+
+/// Each remote source as the zone holds it, with the keys this worker publishes.
+fn source_reports(request: &Request, now: i64) -> Vec<SourceReport> {
+    let (Some(mcf), Some(zone)) = (HttpAuthJwtModule::main_conf(request), zone::get()) else {
+        return Vec::new();
+    };
+    mcf.sources
+        .iter()
+        .map(|source| report(source, zone, now))
+        .collect()
+}
+
+fn report(source: &RemoteSource, zone: &zone::ZoneData, now: i64) -> SourceReport {
+    let published = source.published();
+    let (kids, algorithms, stale_at) = match &published {
+        Some(p) if p.stale_at > now => (
+            p.kids.clone(),
+            p.keys.algorithms().iter().map(|a| a.name()).collect(),
+            p.stale_at,
+        ),
+        Some(p) => (Vec::new(), Vec::new(), p.stale_at),
+        None => (Vec::new(), Vec::new(), 0),
+    };
+    let mut r = SourceReport {
+        url: source.url().to_owned(),
+        kind: match source.kind {
+            SourceKind::Jwks => "jwks_uri",
+            SourceKind::Discovery => "discovery",
+        },
+        jwks_uri: String::new(),
+        fetches_ok: 0,
+        fetches_not_modified: 0,
+        fetches_failed: 0,
+        last_success: 0,
+        next_fetch: 0,
+        stale_at,
+        generation: published.as_ref().map_or(0, |p| p.generation),
+        failures: 0,
+        last_error: String::new(),
+        kids,
+        algorithms,
+    };
+    if let Some(&i) = source.slot.get() {
+        let st = zone.slots[i].state.read();
+        if st.uri.as_str() == source.url() {
+            r.jwks_uri = st.jwks_uri.as_str().to_owned();
+            r.fetches_ok = st.fetches_ok;
+            r.fetches_not_modified = st.fetches_not_modified;
+            r.fetches_failed = st.fetches_failed;
+            r.last_success = st.fetched_at;
+            r.next_fetch = st.next_fetch;
+            r.failures = st.failures;
+            r.last_error = st.last_error.as_str().to_owned();
+        }
+    }
+    r
+}
+
+/// Sends `body` as a complete 200 response.
+fn serve(request: &mut Request, content_type: &'static str, body: &str) -> ngx_int_t {
+    let r: &mut ngx_http_request_t = request.as_mut();
+    if r.method as u32 & (NGX_HTTP_GET | NGX_HTTP_HEAD) == 0 {
+        return NGX_HTTP_NOT_ALLOWED as ngx_int_t;
+    }
+    if request.discard_request_body() != ngx::core::Status::NGX_OK {
+        return NGX_ERROR as ngx_int_t;
+    }
+    let r: &mut ngx_http_request_t = request.as_mut();
+    let Some(ct) = copy_str(r.pool, content_type) else {
+        return NGX_ERROR as ngx_int_t;
+    };
+    r.headers_out.status = 200;
+    r.headers_out.content_type_len = ct.len;
+    r.headers_out.content_type = ct;
+    r.headers_out.content_length_n = body.len() as i64;
+    let rc = request.send_header();
+    if rc.0 == NGX_ERROR as ngx_int_t || rc.0 > NGX_OK as ngx_int_t || request.header_only() {
+        return rc.0;
+    }
+    let pool = request.pool();
+    let Some(mut buf) = pool.create_buffer_from_str(body) else {
+        return NGX_ERROR as ngx_int_t;
+    };
+    buf.set_last_buf(request.is_main());
+    buf.set_last_in_chain(true);
+    let chain = pool.calloc_type::<ngx_chain_t>();
+    // SAFETY: `chain` is NULL or a zeroed chain link from the request pool.
+    let Some(link) = (unsafe { chain.as_mut() }) else {
+        return NGX_ERROR as ngx_int_t;
+    };
+    link.buf = buf.as_ngx_buf_mut();
+    request.output_filter(link).0
+}
