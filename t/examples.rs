@@ -14,6 +14,43 @@ fn write_keys(conf: &Path) {
     keys().write_to(&dir);
     fs::copy(dir.join("rsa.pem"), dir.join("demo.pem")).unwrap();
     fs::copy(dir.join("ec256.pem"), dir.join("legacy.pem")).unwrap();
+    // TLS files of the production example: any valid certificate and key will do for -t.
+    let tls = conf.join("tls");
+    fs::create_dir_all(&tls).unwrap();
+    let (cert, key) = self_signed();
+    for name in ["server", "gateway-client"] {
+        fs::write(tls.join(format!("{name}.pem")), &cert).unwrap();
+        fs::write(tls.join(format!("{name}.key")), &key).unwrap();
+    }
+    fs::write(tls.join("upstream-ca.pem"), &cert).unwrap();
+}
+
+/// A self-signed P-256 certificate and its key, in PEM.
+fn self_signed() -> (Vec<u8>, Vec<u8>) {
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::hash::MessageDigest;
+    use openssl::nid::Nid;
+    use openssl::pkey::PKey;
+    use openssl::x509::{X509NameBuilder, X509};
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", "example").unwrap();
+    let name = name.build();
+    let mut x = X509::builder().unwrap();
+    x.set_version(2).unwrap();
+    x.set_subject_name(&name).unwrap();
+    x.set_issuer_name(&name).unwrap();
+    x.set_pubkey(&key).unwrap();
+    x.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    x.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap())
+        .unwrap();
+    x.sign(&key, MessageDigest::sha256()).unwrap();
+    (
+        x.build().to_pem().unwrap(),
+        key.private_key_to_pem_pkcs8().unwrap(),
+    )
 }
 
 #[test]

@@ -145,7 +145,8 @@ pub(super) enum Kind {
     Hmac(Arc<HmacKey>),
     Rsa(PKey<Public>),
     Ec {
-        key: EcKey<Public>,
+        /// The key as an `EVP_PKEY`, for provider-based verification.
+        key: PKey<Public>,
         curve: Curve,
         /// The group order n, big-endian, `coordinate_len` bytes: `r` and `s` must lie in
         /// [1, n-1].
@@ -239,6 +240,7 @@ impl KeyMaterial {
             .map_err(|_| KeyError::Openssl)?;
         let len = i32::try_from(curve.coordinate_len()).map_err(|_| KeyError::Openssl)?;
         let order = order.to_vec_padded(len).map_err(|_| KeyError::Openssl)?;
+        let key = PKey::from_ec_key(key).map_err(|_| KeyError::Openssl)?;
         Ok(Self {
             kind: Kind::Ec {
                 key,

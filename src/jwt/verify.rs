@@ -3,18 +3,17 @@
 
 use foreign_types::ForeignTypeRef;
 use openssl::bn::BigNum;
-use openssl::ec::EcKey;
 use openssl::ecdsa::EcdsaSig;
 use openssl::error::ErrorStack;
-use openssl::hash::{self, MessageDigest};
-use openssl::md::Md;
+use openssl::md::{Md, MdRef};
+use openssl::md_ctx::MdCtx;
 use openssl::pkey::{PKey, Public};
 use openssl::pkey_ctx::PkeyCtx;
 use openssl::rsa::Padding;
-use openssl::sha;
 use openssl::sign::{RsaPssSaltlen, Verifier};
 use std::cell::RefCell;
 use std::collections::hash_map::{Entry, HashMap};
+use std::sync::OnceLock;
 
 pub use super::key::{Curve, Jwk, KeyError, KeyMaterial};
 
@@ -137,7 +136,6 @@ enum Search<'k> {
 /// Verifies one signature with one key that fits `alg`. Any OpenSSL failure counts as a bad
 /// signature; the OpenSSL error queue is left empty either way.
 fn check(material: &KeyMaterial, alg: Alg, input: &[u8], signature: &[u8]) -> bool {
-    let md = digest(alg);
     match (&material.kind, alg) {
         (Kind::Hmac(key), Alg::HS256 | Alg::HS384 | Alg::HS512) => {
             key.verify(alg, input, signature)
@@ -145,38 +143,31 @@ fn check(material: &KeyMaterial, alg: Alg, input: &[u8], signature: &[u8]) -> bo
         (Kind::Rsa(key), Alg::RS256 | Alg::RS384 | Alg::RS512) => rsa(key, alg, input, signature),
         (Kind::Rsa(key), Alg::PS256 | Alg::PS384 | Alg::PS512) => rsa(key, alg, input, signature),
         (Kind::Ec { key, curve, order }, _) if curve.alg() == alg => {
-            ecdsa(key, curve.coordinate_len(), order, md, input, signature)
+            ecdsa(key, curve.coordinate_len(), order, alg, input, signature)
         }
         (Kind::Ed25519(key), Alg::EdDSA) => ed25519(key, input, signature),
         _ => false,
     }
 }
 
-fn digest(alg: Alg) -> MessageDigest {
-    match alg {
-        Alg::HS256 | Alg::RS256 | Alg::PS256 | Alg::ES256 => MessageDigest::sha256(),
-        Alg::HS384 | Alg::RS384 | Alg::PS384 | Alg::ES384 => MessageDigest::sha384(),
-        Alg::HS512 | Alg::RS512 | Alg::PS512 | Alg::ES512 => MessageDigest::sha512(),
-        // Ed25519 hashes internally; this value is never used.
-        Alg::EdDSA => MessageDigest::null(),
-    }
-}
-
 thread_local! {
-    /// RSA verification contexts, ready for `EVP_PKEY_verify`, per key and algorithm.
+    /// Verification contexts, ready for `EVP_PKEY_verify`, per key and algorithm.
     ///
     /// OpenSSL 3 fetches the signature and digest implementations and sets up a context on
     /// every `EVP_DigestVerifyInit`, which costs about a third of an RSA-2048 verify. A
-    /// prepared context is reused instead (as `openssl speed` does); the digest is computed
-    /// with the fetch-free one-shot SHA-2 functions. Contexts are per thread because
-    /// `EVP_PKEY_CTX` is not thread-safe; only the worker's main thread verifies. A context
-    /// holds a reference on its key, so the key's address cannot be reused while cached.
-    static RSA_CONTEXTS: RefCell<HashMap<(usize, Alg), PkeyCtx<Public>>> =
+    /// prepared context is reused instead (as `openssl speed` does), and the digest is taken
+    /// with an implementation fetched once. Everything still goes through OpenSSL's providers,
+    /// so a FIPS provider configured as the default is the one that checks. Contexts are per
+    /// thread because `EVP_PKEY_CTX` is not thread-safe; only the worker's main thread
+    /// verifies. A context holds a reference on its key, so the key's address cannot be
+    /// reused while cached.
+    static CONTEXTS: RefCell<HashMap<(usize, Alg), PkeyCtx<Public>>> =
         RefCell::new(HashMap::new());
+    static DIGEST_CTX: RefCell<Option<MdCtx>> = const { RefCell::new(None) };
 }
 
 /// Contexts kept per thread at most; beyond this (many rotations) the cache starts over.
-const MAX_RSA_CONTEXTS: usize = 256;
+const MAX_CONTEXTS: usize = 256;
 
 /// RSASSA-PKCS1-v1_5 or RSASSA-PSS (RFC 7518 §3.3, §3.5: salt length = digest length,
 /// MGF1 with the same digest). The signature must be exactly as long as the modulus.
@@ -184,16 +175,54 @@ fn rsa(key: &PKey<Public>, alg: Alg, input: &[u8], signature: &[u8]) -> bool {
     if signature.len() != key.size() {
         return false;
     }
-    let digest = Digest::of(alg, input);
-    let verified = RSA_CONTEXTS.with_borrow_mut(|contexts| {
-        if contexts.len() >= MAX_RSA_CONTEXTS {
-            contexts.clear();
+    verify_digest(key, alg, input, signature)
+}
+
+/// ECDSA (RFC 7518 §3.4): the signature is `r || s`, each exactly `len` bytes (DER is not
+/// JWS), each in [1, n-1], checked here before OpenSSL sees them.
+fn ecdsa(
+    key: &PKey<Public>,
+    len: usize,
+    order: &[u8],
+    alg: Alg,
+    input: &[u8],
+    signature: &[u8],
+) -> bool {
+    if signature.len() != 2 * len {
+        return false;
+    }
+    let (r, s) = signature.split_at(len);
+    if !in_range(r, order) || !in_range(s, order) {
+        return false;
+    }
+    let der = (|| {
+        let sig =
+            EcdsaSig::from_private_components(BigNum::from_slice(r)?, BigNum::from_slice(s)?)?;
+        sig.to_der()
+    })();
+    match der {
+        Ok(der) => verify_digest(key, alg, input, &der),
+        Err(_) => {
+            drop(ErrorStack::get());
+            false
         }
-        let ctx = match contexts.entry((key.as_ptr() as usize, alg)) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert(rsa_context(key, alg)?),
-        };
-        ctx.verify(digest.as_ref(), signature)
+    }
+}
+
+/// Hashes `input` for `alg` and checks `signature` over the digest with the key's
+/// prepared context.
+fn verify_digest(key: &PKey<Public>, alg: Alg, input: &[u8], signature: &[u8]) -> bool {
+    let verified = digest(alg, input).and_then(|digest| {
+        CONTEXTS.with_borrow_mut(|contexts| {
+            if contexts.len() >= MAX_CONTEXTS {
+                contexts.clear();
+            }
+            let ctx = match contexts.entry((key.as_ptr() as usize, alg)) {
+                Entry::Occupied(e) => e.into_mut(),
+                Entry::Vacant(e) => e.insert(context(key, alg)?),
+            };
+            ctx.verify(digest.as_ref(), signature)
+        })
     });
     let ok = verified.unwrap_or(false);
     if !ok {
@@ -203,14 +232,13 @@ fn rsa(key: &PKey<Public>, alg: Alg, input: &[u8], signature: &[u8]) -> bool {
     ok
 }
 
-fn rsa_context(key: &PKey<Public>, alg: Alg) -> Result<PkeyCtx<Public>, ErrorStack> {
-    let md = match alg {
-        Alg::RS256 | Alg::PS256 => Md::sha256(),
-        Alg::RS384 | Alg::PS384 => Md::sha384(),
-        _ => Md::sha512(),
-    };
+fn context(key: &PKey<Public>, alg: Alg) -> Result<PkeyCtx<Public>, ErrorStack> {
     let mut ctx = PkeyCtx::new(key)?;
     ctx.verify_init()?;
+    if matches!(alg, Alg::ES256 | Alg::ES384 | Alg::ES512) {
+        return Ok(ctx);
+    }
+    let md = sha2(alg)?;
     ctx.set_signature_md(md)?;
     if matches!(alg, Alg::PS256 | Alg::PS384 | Alg::PS512) {
         ctx.set_rsa_padding(Padding::PKCS1_PSS)?;
@@ -222,62 +250,58 @@ fn rsa_context(key: &PKey<Public>, alg: Alg) -> Result<PkeyCtx<Public>, ErrorSta
     Ok(ctx)
 }
 
-/// A SHA-2 digest on the stack, computed without an EVP fetch.
-enum Digest {
-    Sha256([u8; 32]),
-    Sha384([u8; 48]),
-    Sha512([u8; 64]),
+/// SHA-256/384/512 for `alg`, fetched from the default provider once per process.
+fn sha2(alg: Alg) -> Result<&'static MdRef, ErrorStack> {
+    static FETCHED: OnceLock<Option<[Md; 3]>> = OnceLock::new();
+    let fetched = FETCHED.get_or_init(|| {
+        let fetch = |name| Md::fetch(None, name, None);
+        Some([
+            fetch("SHA256").ok()?,
+            fetch("SHA384").ok()?,
+            fetch("SHA512").ok()?,
+        ])
+    });
+    let i = match alg {
+        Alg::RS256 | Alg::PS256 | Alg::ES256 | Alg::HS256 => 0,
+        Alg::RS384 | Alg::PS384 | Alg::ES384 | Alg::HS384 => 1,
+        _ => 2,
+    };
+    match fetched {
+        Some(mds) => Ok(&mds[i]),
+        None => Err(ErrorStack::get()),
+    }
 }
 
-impl Digest {
-    fn of(alg: Alg, input: &[u8]) -> Self {
-        match alg {
-            Alg::RS256 | Alg::PS256 | Alg::ES256 | Alg::HS256 => Self::Sha256(sha::sha256(input)),
-            Alg::RS384 | Alg::PS384 | Alg::ES384 | Alg::HS384 => Self::Sha384(sha::sha384(input)),
-            _ => Self::Sha512(sha::sha512(input)),
-        }
-    }
+/// A SHA-2 digest on the stack.
+struct Digest {
+    bytes: [u8; 64],
+    len: usize,
 }
 
 impl AsRef<[u8]> for Digest {
     fn as_ref(&self) -> &[u8] {
-        match self {
-            Self::Sha256(d) => d,
-            Self::Sha384(d) => d,
-            Self::Sha512(d) => d,
-        }
+        &self.bytes[..self.len]
     }
 }
 
-/// ECDSA (RFC 7518 §3.4): the signature is `r || s`, each exactly `len` bytes (DER is not
-/// JWS), each in [1, n-1], checked here before OpenSSL sees them.
-fn ecdsa(
-    key: &EcKey<Public>,
-    len: usize,
-    order: &[u8],
-    md: MessageDigest,
-    input: &[u8],
-    signature: &[u8],
-) -> bool {
-    if signature.len() != 2 * len {
-        return false;
-    }
-    let (r, s) = signature.split_at(len);
-    if !in_range(r, order) || !in_range(s, order) {
-        return false;
-    }
-    let verified = (|| {
-        let r = BigNum::from_slice(r)?;
-        let s = BigNum::from_slice(s)?;
-        let digest = hash::hash(md, input)?;
-        EcdsaSig::from_private_components(r, s)?.verify(&digest, key)
-    })();
-    let ok = verified.unwrap_or(false);
-    if !ok {
-        // ECDSA_do_verify may queue an error for a mere mismatch; drain it.
-        drop(ErrorStack::get());
-    }
-    ok
+/// Hashes with a per-thread `EVP_MD_CTX` and a pre-fetched implementation: no fetch and no
+/// allocation per call.
+fn digest(alg: Alg, input: &[u8]) -> Result<Digest, ErrorStack> {
+    let md = sha2(alg)?;
+    DIGEST_CTX.with_borrow_mut(|slot| {
+        let ctx = match slot {
+            Some(ctx) => ctx,
+            None => slot.insert(MdCtx::new()?),
+        };
+        ctx.digest_init(md)?;
+        ctx.digest_update(input)?;
+        let mut out = Digest {
+            bytes: [0; 64],
+            len: 0,
+        };
+        out.len = ctx.digest_final(&mut out.bytes)?;
+        Ok(out)
+    })
 }
 
 /// `1 <= v < n`, both big-endian of the same length (so byte order is numeric order).

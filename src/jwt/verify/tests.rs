@@ -3,6 +3,7 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 
 use super::*;
@@ -436,7 +437,11 @@ fn minted_signatures_verify() {
         Alg::PS512,
         Alg::ES384,
     ] {
-        let md = digest(alg);
+        let md = match alg {
+            Alg::PS256 => MessageDigest::sha256(),
+            Alg::HS384 | Alg::RS384 | Alg::PS384 | Alg::ES384 => MessageDigest::sha384(),
+            _ => MessageDigest::sha512(),
+        };
         let sig = match alg {
             Alg::HS384 | Alg::HS512 => hmac_sign(md, secret, input),
             Alg::RS384 | Alg::RS512 => rsa_sign(rsa, md, None, input),
