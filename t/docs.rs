@@ -1,0 +1,127 @@
+//! Tests for auth_jwt: every log line the README's troubleshooting table quotes is produced.
+
+use serde_json::json;
+
+use crate::harness::logs::matches;
+use crate::harness::{Jwt, Nginx};
+
+const README: &str = include_str!("../README.md");
+
+/// The log lines quoted in the troubleshooting table (second column), as harness patterns:
+/// the table's placeholders (`N`, `...`, `https://...`, `file:line`) become `*`.
+fn quoted_log_lines() -> Vec<String> {
+    let table = README
+        .split("## Troubleshooting")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("README has a Troubleshooting section");
+    let mut lines = Vec::new();
+    for row in table
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| symptom"))
+    {
+        let Some(cell) = row.split(" | ").nth(1) else {
+            continue;
+        };
+        for quoted in cell.split('`').skip(1).step_by(2) {
+            let pattern = quoted
+                .replace("https://...", "*")
+                .replace("...", "*")
+                .replace("file:line", "*")
+                .split(' ')
+                .map(|w| match w {
+                    "N" => "*",
+                    "#N" => "#*",
+                    other => other,
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            lines.push(pattern);
+        }
+    }
+    lines
+}
+
+/// Lines that need a live identity provider: produced by t/remote.rs, which must assert them.
+const FETCHER_LINES: &[&str] = &[
+    "no usable keys from",
+    "failed (dns)",
+    "failed (tls)",
+    "failed (timeout)",
+    "failed (http_5xx)",
+];
+
+const CONF: &str = r#"
+    map $arg_ok $ok { default 0; yes 1; }
+    server {
+        listen 127.0.0.1:{{port}};
+        auth_jwt_key_file {{keys}}/jwks.json;
+        location / { auth_jwt "api"; proxy_pass {{upstream}}; }
+        location /iss/ { auth_jwt "api"; auth_jwt_issuer https://good.example; proxy_pass {{upstream}}; }
+        location /aud/ { auth_jwt "api"; auth_jwt_audience api; proxy_pass {{upstream}}; }
+        location /alg/ { auth_jwt "api"; auth_jwt_algorithms ES256; proxy_pass {{upstream}}; }
+        location /req/ { auth_jwt "api"; auth_jwt_require $ok error=403; proxy_pass {{upstream}}; }
+    }
+"#;
+
+#[test]
+fn troubleshooting_log_lines_are_real() {
+    let patterns = quoted_log_lines();
+    assert!(patterns.len() >= 12, "{patterns:?}");
+
+    let nginx = Nginx::http(CONF).start();
+    let mark = nginx.log_mark();
+    let rs = || Jwt::new("RS256");
+    let requests = [
+        ("/", None),
+        ("/", Some(rs().exp_in(-3600).encode())),
+        ("/", Some(rs().nbf_in(3600).encode())),
+        ("/", Some(rs().kid("no-such-kid").encode())),
+        ("/", Some(rs().no_exp().encode())),
+        (
+            "/iss/",
+            Some(rs().claim("iss", json!("https://evil.example")).encode()),
+        ),
+        ("/aud/", Some(rs().claim("aud", json!("other")).encode())),
+        ("/alg/", Some(rs().encode())),
+        ("/req/", Some(rs().encode())),
+    ];
+    for (path, token) in requests {
+        let mut req = nginx.get(path);
+        if let Some(t) = &token {
+            req = req.bearer(t);
+        }
+        assert!(matches!(req.send().status, 401 | 403), "{path}");
+    }
+    let log = nginx.log_since(mark);
+
+    // The configuration error, from `nginx -t`.
+    let check = Nginx::http(r#"server { listen 127.0.0.1:{{port}}; location / { auth_jwt "api"; proxy_pass {{upstream}}; } }"#).check();
+    assert!(!check.ok);
+
+    let remote = include_str!("remote.rs");
+    let mut missing = Vec::new();
+    for pattern in &patterns {
+        if let Some(fragment) = FETCHER_LINES.iter().find(|f| pattern.contains(*f)) {
+            if !remote.contains(fragment) {
+                missing.push(format!(
+                    "{pattern} (t/remote.rs does not assert {fragment:?})"
+                ));
+            }
+            continue;
+        }
+        let produced = log
+            .lines()
+            .chain(check.stderr.lines())
+            .any(|l| matches(l, pattern));
+        if !produced {
+            missing.push(pattern.clone());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "README quotes log lines no test produces:\n{}",
+        missing.join("\n")
+    );
+    nginx.finish();
+}
