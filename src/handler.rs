@@ -8,13 +8,12 @@ use ngx::core::NgxStr;
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, Request};
 
 use core::fmt;
-use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::authn::{self, log_safe, Cache, Denial, KeySource, Lookup, Policy, Verified};
+use crate::authn::{self, log_safe, Denial, KeySource, Lookup, Policy, Verified};
 use crate::challenge::{www_authenticate, Challenge};
 use crate::conf::value::FailMode;
 use crate::conf::value::RequireError;
@@ -25,17 +24,7 @@ use crate::jwt::alg::Alg;
 use crate::jwt::claims::ClaimRules;
 use crate::jwt::error::{Status, VerifyError};
 use crate::log::{contain, log_info, log_warn};
-use crate::{headers, time, zone, HttpAuthJwtModule};
-
-thread_local! {
-    /// This worker's verified-token cache (workers are single-threaded processes).
-    static CACHE: RefCell<Cache> = RefCell::new(Cache::new(0));
-}
-
-/// This worker's cache: entries held, and capacity.
-pub fn cache_fill() -> (usize, usize) {
-    CACHE.with_borrow(|c| (c.len(), c.capacity()))
-}
+use crate::{headers, state, time, zone, HttpAuthJwtModule};
 
 /// Registered in the access phase by `postconfiguration`.
 ///
@@ -85,10 +74,7 @@ fn access(request: &mut Request) -> ngx_int_t {
     let policy = policy(lcf);
     let capacity = HttpAuthJwtModule::main_conf(request).map_or(0, |m| m.cache_entries());
     let started = Instant::now();
-    let (result, lookup) = CACHE.with_borrow_mut(|cache| {
-        if cache.capacity() != capacity {
-            *cache = Cache::new(capacity);
-        }
+    let (result, lookup) = state::with_cache(capacity, |cache| {
         authn::authenticate_cached(raw, &sources, &policy, now, cache)
     });
     if let Some(zone) = zone::get() {

@@ -15,7 +15,7 @@ use crate::headers::copy_str;
 use crate::keys::{RemoteSource, SourceKind};
 use crate::log::contain;
 use crate::metrics::{self, SourceReport, StatusReport};
-use crate::{handler, time, zone, HttpAuthJwtModule};
+use crate::{state, time, zone, HttpAuthJwtModule};
 
 type Handler = unsafe extern "C" fn(*mut ngx_http_request_t) -> ngx_int_t;
 
@@ -75,7 +75,7 @@ unsafe extern "C" fn status_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
         let sources = source_reports(request, now);
         let counters = zone.counters();
         let mcf = HttpAuthJwtModule::main_conf(request);
-        let (entries, capacity) = handler::cache_fill();
+        let (entries, capacity) = state::cache_fill();
         let body = metrics::status_json(&StatusReport {
             module_version: env!("CARGO_PKG_VERSION"),
             nginx_version: nginx_sys::NGINX_VERSION.to_str().unwrap_or_default(),

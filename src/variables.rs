@@ -6,11 +6,24 @@ use nginx_sys::{
     NGX_OK,
 };
 
-use crate::conf::{PathVar, Source};
 use crate::ctx::{self, JwtCtx};
 use crate::headers::copy_str;
 use crate::identity;
 use crate::log::contain;
+
+/// Where a JSON value for a `auth_jwt_claim_set`/`auth_jwt_header_set` variable comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Claims,
+    Header,
+}
+
+/// A variable defined by `auth_jwt_claim_set` or `auth_jwt_header_set`.
+#[derive(Debug)]
+pub struct PathVar {
+    pub source: Source,
+    pub path: Vec<String>,
+}
 
 type Getter =
     unsafe extern "C" fn(*mut ngx_http_request_t, *mut ngx_variable_value_t, usize) -> ngx_int_t;

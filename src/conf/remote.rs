@@ -12,9 +12,10 @@ use nginx_sys::{
 use ngx::http::{HttpModule, HttpModuleMainConf};
 use ngx::ngx_log_error;
 
+use super::cmd::{set_once, with_conf};
 use super::ext::full_path;
+use super::loc::{JwtLocConf, JwtMainConf, NGX_CONF_UNSET_SIZE};
 use super::value::parse_source;
-use super::{set_once, with_conf, JwtLocConf, JwtMainConf, NGX_CONF_UNSET_SIZE};
 use crate::keys::{RemoteSource, SourceKind};
 use crate::{zone, HttpAuthJwtModule};
 

@@ -225,6 +225,10 @@ pub struct SourceArgs {
     pub max_stale: Duration,
 }
 
+/// Longest key URI or discovery issuer: the shared zone keeps each in a slot of this many
+/// bytes, and a longer one would never match its slot again (no keys, ever).
+pub const MAX_URL_LEN: usize = 1024;
+
 /// Parses `<https-url> [refresh=<time>] [timeout=<time>] [max_stale=<time>]`.
 pub fn parse_source(args: &[&str]) -> Result<SourceArgs, ConfError> {
     let (url, params) = args
@@ -233,6 +237,11 @@ pub fn parse_source(args: &[&str]) -> Result<SourceArgs, ConfError> {
     if !crate::fetch::policy::is_https_url(url) {
         return Err(ConfError::Other(format!(
             "\"{url}\" is not an https:// URL"
+        )));
+    }
+    if url.len() > MAX_URL_LEN {
+        return Err(ConfError::Other(format!(
+            "URL is longer than {MAX_URL_LEN} bytes"
         )));
     }
     let mut source = SourceArgs {
@@ -474,6 +483,14 @@ mod tests {
         for args in bad {
             assert!(parse_source(args).is_err(), "{args:?}");
         }
+        // Regression: a URL longer than a zone slot passed, and its keys never arrived.
+        let at = format!("https://idp/{}", "x".repeat(MAX_URL_LEN - 12));
+        assert_eq!(parse_source(&[&at]).map(|s| s.url.len()), Ok(MAX_URL_LEN));
+        let over = format!("{at}x");
+        assert_eq!(
+            parse_source(&[&over]),
+            Err(ConfError::Other("URL is longer than 1024 bytes".into()))
+        );
         assert_eq!(parse_fail_mode("open"), Ok(FailMode::Open));
         assert!(parse_fail_mode("on").is_err());
     }

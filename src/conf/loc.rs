@@ -1,0 +1,187 @@
+//! Configuration structures of the module and how a level inherits from the one above.
+
+use std::sync::Arc;
+
+use nginx_sys::{ngx_flag_t, time_t, NGX_CONF_UNSET};
+
+use super::ext::ComplexValue;
+use super::value::{FailMode, RequireError};
+use crate::jwt::alg::AlgSet;
+use crate::jwt::verify::KeySet;
+use crate::keys::RemoteSource;
+use crate::metrics::FileReport;
+use crate::variables::PathVar;
+
+/// Default `auth_jwt_max_size`.
+pub(super) const DEFAULT_MAX_SIZE: usize = 16 * 1024;
+/// Largest key file read at start-up.
+pub(super) const MAX_KEY_FILE: u64 = 1024 * 1024;
+pub(crate) const NGX_CONF_UNSET_SIZE: usize = usize::MAX;
+
+/// Default `auth_jwt_cache` size, per worker.
+const DEFAULT_CACHE_ENTRIES: usize = 1024;
+
+/// `http`-level configuration.
+#[derive(Debug)]
+pub struct JwtMainConf {
+    /// `auth_jwt_cache`: `None` until set, `Some(0)` for `off`.
+    pub cache: Option<usize>,
+    /// Every remote key source of the configuration, once each.
+    pub sources: Vec<Arc<RemoteSource>>,
+    /// `auth_jwt_zone` size (`NGX_CONF_UNSET_SIZE` until set).
+    pub zone_size: usize,
+    /// Every `auth_jwt_key_file`, for the status page.
+    pub files: Vec<FileReport>,
+    /// Boxed so that the address handed to NGINX as variable data never moves.
+    #[allow(clippy::vec_box)]
+    pub vars: Vec<Box<PathVar>>,
+}
+
+impl Default for JwtMainConf {
+    fn default() -> Self {
+        Self {
+            cache: None,
+            sources: Vec::new(),
+            zone_size: NGX_CONF_UNSET_SIZE,
+            files: Vec::new(),
+            vars: Vec::new(),
+        }
+    }
+}
+
+impl JwtMainConf {
+    /// Entries of each worker's verified-token cache; 0 when off.
+    pub fn cache_entries(&self) -> usize {
+        self.cache.unwrap_or(DEFAULT_CACHE_ENTRIES)
+    }
+}
+
+/// `auth_jwt` state of a location.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    Off,
+    On {
+        realm: ComplexValue,
+        token: Option<ComplexValue>,
+        /// `file:line` of the directive, for errors found at merge time.
+        declared_at: String,
+    },
+}
+
+/// One `auth_jwt_require` directive.
+#[derive(Debug, Clone)]
+pub struct Requirement {
+    pub values: Vec<ComplexValue>,
+    pub error: RequireError,
+}
+
+/// One `auth_jwt_identity_header` directive.
+#[derive(Debug, Clone)]
+pub struct IdentityHeader {
+    pub name: String,
+    pub lowcase: String,
+    pub claim: Vec<String>,
+}
+
+/// `http`/`server`/`location`/`limit_except` configuration. `None` and the NGINX `UNSET`
+/// values mean "inherit" until merge.
+#[derive(Debug)]
+pub struct JwtLocConf {
+    pub mode: Option<Mode>,
+    pub keys: Option<Arc<KeySet>>,
+    pub leeway: time_t,
+    pub require_exp: ngx_flag_t,
+    pub max_size: usize,
+    pub issuers: Option<Vec<String>>,
+    pub audiences: Option<Vec<String>>,
+    pub algorithms: Option<AlgSet>,
+    pub requires: Option<Vec<Requirement>>,
+    pub identity: Option<Vec<IdentityHeader>>,
+    /// `auth_jwt_key_uri` and `auth_jwt_discovery` sources.
+    pub remote: Option<Vec<Arc<RemoteSource>>>,
+    /// `auth_jwt_trusted_certificate`, resolved to a full path.
+    pub trusted_certificate: Option<String>,
+    pub fail_mode: Option<FailMode>,
+}
+
+impl Default for JwtLocConf {
+    fn default() -> Self {
+        Self {
+            mode: None,
+            keys: None,
+            leeway: NGX_CONF_UNSET as time_t,
+            require_exp: NGX_CONF_UNSET as ngx_flag_t,
+            max_size: NGX_CONF_UNSET_SIZE,
+            issuers: None,
+            audiences: None,
+            algorithms: None,
+            requires: None,
+            identity: None,
+            remote: None,
+            trusted_certificate: None,
+            fail_mode: None,
+        }
+    }
+}
+
+impl JwtLocConf {
+    /// Fills what this level left unset from the enclosing level and applies defaults.
+    pub fn merge(&mut self, prev: &Self) -> Result<(), String> {
+        fn inherit<T: Clone>(this: &mut Option<T>, prev: &Option<T>) {
+            if this.is_none() {
+                this.clone_from(prev);
+            }
+        }
+        inherit(&mut self.mode, &prev.mode);
+        inherit(&mut self.keys, &prev.keys);
+        inherit(&mut self.issuers, &prev.issuers);
+        inherit(&mut self.audiences, &prev.audiences);
+        inherit(&mut self.algorithms, &prev.algorithms);
+        inherit(&mut self.requires, &prev.requires);
+        inherit(&mut self.identity, &prev.identity);
+        inherit(&mut self.remote, &prev.remote);
+        inherit(&mut self.trusted_certificate, &prev.trusted_certificate);
+        inherit(&mut self.fail_mode, &prev.fail_mode);
+        for source in self.remote.iter().flatten() {
+            let ca = source
+                .ca_file
+                .get_or_init(|| self.trusted_certificate.clone());
+            if *ca != self.trusted_certificate {
+                return Err(format!(
+                    "\"{}\" is used with different \"auth_jwt_trusted_certificate\" values",
+                    source.url()
+                ));
+            }
+        }
+        let unset = |v: i64| v == NGX_CONF_UNSET as i64;
+        if unset(self.leeway) {
+            self.leeway = if unset(prev.leeway) { 0 } else { prev.leeway };
+        }
+        if unset(self.require_exp as i64) {
+            self.require_exp = if unset(prev.require_exp as i64) {
+                1
+            } else {
+                prev.require_exp
+            };
+        }
+        if self.max_size == NGX_CONF_UNSET_SIZE {
+            self.max_size = match prev.max_size {
+                NGX_CONF_UNSET_SIZE => DEFAULT_MAX_SIZE,
+                size => size,
+            };
+        }
+        let no_files = self.keys.as_ref().is_none_or(|k| k.is_empty());
+        let no_remote = self.remote.as_ref().is_none_or(Vec::is_empty);
+        match &self.mode {
+            Some(Mode::On { declared_at, .. }) if no_files && no_remote => Err(format!(
+                "\"auth_jwt\" in {declared_at} has no keys: add \"auth_jwt_key_file\", \"auth_jwt_key_uri\" or \"auth_jwt_discovery\" at its level or above"
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The algorithms a token may use here.
+    pub fn algorithms(&self) -> AlgSet {
+        self.algorithms.unwrap_or_else(AlgSet::all)
+    }
+}
