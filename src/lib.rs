@@ -24,7 +24,10 @@ pub mod jwt;
 pub mod keys;
 mod log;
 pub mod metrics;
+#[cfg(test)]
+mod proptests;
 mod report;
+mod state;
 mod time;
 mod variables;
 mod worker;
