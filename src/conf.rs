@@ -161,7 +161,7 @@ pub static mut NGX_HTTP_AUTH_JWT_COMMANDS: [ngx_command_t; 21] = [
     command!(
         "auth_jwt_zone",
         NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
-        cmd_slot::<SIZE>,
+        remote::cmd_set_zone,
         NGX_HTTP_MAIN_CONF_OFFSET,
         mem::offset_of!(JwtMainConf, zone_size)
     ),

@@ -19,6 +19,8 @@ pub mod policy;
 /// How often the thread looks at the zone: the latency of an unknown-kid wake-up and of
 /// picking up keys another worker fetched.
 const TICK: Duration = Duration::from_millis(250);
+/// The same while some source has no keys yet: requests are being refused meanwhile.
+const TICK_WITHOUT_KEYS: Duration = Duration::from_millis(20);
 
 /// Log lines from the thread, written by the worker's own event loop (NGINX's logging is
 /// not for other threads).
@@ -96,7 +98,9 @@ fn sync(source: &RemoteSource, zone: &ZoneData) {
     };
     let published = source.published();
     let (body, generation, fetched_at) = {
-        let st = zone.slots[i].state.read();
+        let Some(st) = zone.slots[i].read() else {
+            return;
+        };
         if st.uri.as_str() != source.url() || st.generation == 0 {
             return;
         }
@@ -200,8 +204,10 @@ impl Worker {
             if *guard {
                 return;
             }
+            let missing = self.sources.iter().any(|s| s.published().is_none());
+            let tick = if missing { TICK_WITHOUT_KEYS } else { TICK };
             let (guard, _) = cv
-                .wait_timeout(guard, TICK)
+                .wait_timeout(guard, tick)
                 .unwrap_or_else(|p| p.into_inner());
             if *guard {
                 return;
@@ -228,7 +234,7 @@ impl Worker {
     /// no other worker holds it.
     fn plan(&self, source: &RemoteSource, now: i64) -> Option<Plan> {
         let slot = &self.zone.slots[*source.slot.get()?];
-        let mut st = slot.state.write();
+        let mut st = slot.write()?;
         if st.uri.as_str() != source.url() {
             return None;
         }
@@ -264,7 +270,9 @@ impl Worker {
         let Some(&i) = source.slot.get() else {
             return;
         };
-        let mut st = self.zone.slots[i].state.write();
+        let Some(mut st) = self.zone.slots[i].write() else {
+            return;
+        };
         if st.uri.as_str() != source.url() {
             return;
         }

@@ -61,16 +61,16 @@ fn access(request: &mut Request) -> ngx_int_t {
     let Some(Mode::On { realm, token, .. }) = &lcf.mode else {
         return NGX_DECLINED as ngx_int_t;
     };
-    let Some(raw) = token_of(request, token.as_ref()) else {
-        let reason = "no bearer token";
-        log_denial(request, Status::Missing, &reason, None, None);
-        return answer(request, realm, Status::Missing, reason, Challenge::Missing);
-    };
     let now = time::now();
     let sources = key_sources(lcf, now);
     if sources.is_empty() {
         return no_keys(request, lcf);
     }
+    let Some(raw) = token_of(request, token.as_ref()) else {
+        let reason = "no bearer token";
+        log_denial(request, Status::Missing, &reason, None, None);
+        return answer(request, realm, Status::Missing, reason, Challenge::Missing);
+    };
     let policy = policy(lcf);
     let capacity = HttpAuthJwtModule::main_conf(request).map_or(0, |m| m.cache_entries());
     let started = Instant::now();

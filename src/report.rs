@@ -132,8 +132,8 @@ fn report(source: &RemoteSource, zone: &zone::ZoneData, now: i64) -> SourceRepor
         algorithms,
     };
     if let Some(&i) = source.slot.get() {
-        let st = zone.slots[i].state.read();
-        if st.uri.as_str() == source.url() {
+        let st = zone.slots[i].read();
+        if let Some(st) = st.filter(|st| st.uri.as_str() == source.url()) {
             r.jwks_uri = st.jwks_uri.as_str().to_owned();
             r.fetches_ok = st.fetches_ok;
             r.fetches_not_modified = st.fetches_not_modified;

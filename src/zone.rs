@@ -14,6 +14,7 @@ use nginx_sys::{
     ngx_int_t, ngx_shm_zone_t, ngx_slab_calloc, ngx_slab_free, ngx_slab_pool_t, NGX_ERROR, NGX_OK,
 };
 use ngx::sync::RwLock;
+use ngx::sync::{RwLockReadGuard, RwLockWriteGuard};
 
 use crate::jwt::error::Status;
 use crate::metrics::{self, Counters};
@@ -87,9 +88,36 @@ pub struct SlotState {
 /// One slot: its state, and a wake-up request that the request path sets without a lock.
 #[repr(C)]
 pub struct Slot {
-    pub state: RwLock<SlotState>,
+    state: RwLock<SlotState>,
     /// Time an unknown `kid` asked for an early fetch (0: none pending).
     pub wake: AtomicI64,
+}
+
+/// How many times a slot lock is tried before the caller gives up for now. Locks are held
+/// only to copy bytes; a holder that never lets go is a process killed in that instant, and
+/// nobody must hang on it (the fetcher retries next tick, a report shows the slot as busy).
+const LOCK_TRIES: usize = 10_000;
+
+impl Slot {
+    /// The state for reading, unless the lock stays taken.
+    pub fn read(&self) -> Option<RwLockReadGuard<'_, SlotState>> {
+        (0..LOCK_TRIES).find_map(|_| {
+            self.state.try_read().or_else(|| {
+                std::thread::yield_now();
+                None
+            })
+        })
+    }
+
+    /// The state for writing, unless the lock stays taken.
+    pub fn write(&self) -> Option<RwLockWriteGuard<'_, SlotState>> {
+        (0..LOCK_TRIES).find_map(|_| {
+            self.state.try_write().or_else(|| {
+                std::thread::yield_now();
+                None
+            })
+        })
+    }
 }
 
 /// One worker's request counters: atomics, written by that worker only (no lock, no shared
@@ -230,7 +258,9 @@ impl ZoneData {
     /// one, else one whose URI no longer appears in `wanted`.
     pub fn claim(&self, uri: &str, wanted: &[&str]) -> Option<usize> {
         let find = |pred: &dyn Fn(&SlotState) -> bool| {
-            self.slots.iter().position(|s| pred(&s.state.read()))
+            self.slots
+                .iter()
+                .position(|s| s.read().is_some_and(|st| pred(&st)))
         };
         if let Some(i) = find(&|s| s.uri.as_str() == uri) {
             return Some(i);
@@ -238,7 +268,7 @@ impl ZoneData {
         let i = find(&|s| s.uri.as_str().is_empty())
             .or_else(|| find(&|s| !wanted.contains(&s.uri.as_str())))?;
         let slot = &self.slots[i];
-        slot.state.write().reset(self, uri);
+        slot.write()?.reset(self, uri);
         slot.wake.store(0, Ordering::Relaxed);
         Some(i)
     }

@@ -7,13 +7,12 @@ use std::sync::Arc;
 
 use nginx_sys::{
     ngx_command_t, ngx_conf_t, ngx_int_t, ngx_shared_memory_add, ngx_shm_zone_t, ngx_str_t,
-    NGX_LOG_EMERG,
 };
+use ngx::core::NGX_CONF_OK;
 use ngx::http::{HttpModule, HttpModuleMainConf};
-use ngx::ngx_log_error;
 
-use super::cmd::{set_once, with_conf};
-use super::ext::full_path;
+use super::cmd::{cmd_slot, set_once, with_conf, SIZE};
+use super::ext::{fail, full_path};
 use super::loc::{JwtLocConf, JwtMainConf, NGX_CONF_UNSET_SIZE};
 use super::value::parse_source;
 use crate::keys::{RemoteSource, SourceKind};
@@ -100,6 +99,25 @@ pub extern "C" fn cmd_set_trusted_certificate(
     }
 }
 
+/// `auth_jwt_zone <size>`: NGINX's size slot, then the minimum.
+pub extern "C" fn cmd_set_zone(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    let rv = cmd_slot::<SIZE>(cf, cmd, conf);
+    if rv != NGX_CONF_OK {
+        return rv;
+    }
+    // SAFETY: registered with NGX_HTTP_MAIN_CONF_OFFSET, so `conf` is the JwtMainConf the
+    // slot setter just wrote.
+    let mcf = unsafe { &*conf.cast::<JwtMainConf>() };
+    if mcf.zone_size < MIN_ZONE_SIZE {
+        return fail(cf, "auth_jwt_zone", "zone size must be at least 512k");
+    }
+    NGX_CONF_OK
+}
+
 /// Adds the shared zone (key sets and counters) from postconfiguration.
 ///
 /// # Safety
@@ -109,16 +127,6 @@ pub unsafe fn add_zone(cf: *mut ngx_conf_t, mcf: &mut JwtMainConf) -> Result<(),
         NGX_CONF_UNSET_SIZE => DEFAULT_ZONE_SIZE,
         size => size,
     };
-    if size < MIN_ZONE_SIZE {
-        // SAFETY: `cf->log` is valid during configuration.
-        let log = unsafe { (*cf).log };
-        ngx_log_error!(
-            NGX_LOG_EMERG,
-            log,
-            "auth_jwt: \"auth_jwt_zone\" must be at least 512k"
-        );
-        return Err(());
-    }
     let mut name = ngx_str_t {
         len: "auth_jwt".len(),
         data: c"auth_jwt".as_ptr().cast_mut().cast(),

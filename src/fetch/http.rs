@@ -61,6 +61,31 @@ impl fmt::Display for FetchError {
 
 impl std::error::Error for FetchError {}
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolver_failures_are_dns_errors() {
+        let io = |m: &str| ureq::Error::Io(std::io::Error::other(m.to_owned()));
+        let cases = [
+            (
+                "failed to lookup address information: Name or service not known",
+                "dns",
+            ),
+            (
+                "failed to lookup address information: Temporary failure in name resolution",
+                "dns",
+            ),
+            ("connection reset by peer", "io"),
+        ];
+        for (message, kind) in cases {
+            assert_eq!(classify(io(message)).kind(), kind, "{message}");
+        }
+        assert_eq!(classify(ureq::Error::HostNotFound).kind(), "dns");
+    }
+}
+
 /// What a conditional GET returned.
 #[derive(Debug)]
 pub enum Fetched {
@@ -153,6 +178,17 @@ impl Client {
     }
 }
 
+/// getaddrinfo's messages, as the standard library words them.
+fn is_resolver_error(text: &str) -> bool {
+    const RESOLVER: [&str; 4] = [
+        "failed to lookup address information",
+        "Name or service not known",
+        "Temporary failure in name resolution",
+        "No address associated with hostname",
+    ];
+    RESOLVER.iter().any(|m| text.contains(m))
+}
+
 fn classify(e: ureq::Error) -> FetchError {
     use ureq::Error as E;
     match e {
@@ -165,6 +201,8 @@ fn classify(e: ureq::Error) -> FetchError {
         E::Io(io) => match io.kind() {
             std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => FetchError::Timeout,
             std::io::ErrorKind::ConnectionRefused => FetchError::Connect(io.to_string()),
+            // ureq reports the resolver's failure as a plain I/O error.
+            _ if is_resolver_error(&io.to_string()) => FetchError::Dns(io.to_string()),
             _ => FetchError::Io(io.to_string()),
         },
         other => {

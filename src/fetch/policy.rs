@@ -27,13 +27,20 @@ pub fn refresh_interval(max_age: Option<Duration>, refresh: Duration) -> Duratio
 /// Delay before retry number `failures` (1 after the first failure): exponential from
 /// [`FIRST_BACKOFF`], capped by `refresh` and [`MAX_BACKOFF`], then scaled by `jitter` in
 /// `[0.8, 1.2)` (pass a uniform `unit` in `[0, 1)`) so that nodes do not retry in step.
+/// Any `unit` is safe: out of range it is clamped, and NaN means no jitter.
 pub fn backoff(failures: u32, refresh: Duration, unit: f64) -> Duration {
     let exp = failures.saturating_sub(1).min(16);
     let base = FIRST_BACKOFF
         .saturating_mul(1 << exp)
         .min(MAX_BACKOFF)
         .min(refresh.max(FIRST_BACKOFF));
-    base.mul_f64(0.8 + 0.4 * unit.clamp(0.0, 1.0))
+    // `clamp` passes NaN through, and `mul_f64` panics on it.
+    let unit = if unit.is_nan() {
+        0.5
+    } else {
+        unit.clamp(0.0, 1.0)
+    };
+    base.mul_f64(0.8 + 0.4 * unit)
 }
 
 /// `max-age` from a `Cache-Control` header; `None` for `no-cache`/`no-store` or when absent.
@@ -133,6 +140,25 @@ mod tests {
         assert_eq!(backoff(1, S(3600), 0.0), Duration::from_millis(800));
         assert!(backoff(1, S(3600), 0.999) < Duration::from_millis(1200));
         assert_eq!(backoff(u32::MAX, S(3600), 2.0), Duration::from_secs(360));
+    }
+
+    /// Regression (found by fuzz/fuzz_targets/discovery.rs): a NaN `unit` made `mul_f64`
+    /// panic. The fetcher passes a uniform value, but the function promises any input.
+    #[test]
+    fn backoff_takes_any_unit() {
+        let refresh = Duration::from_millis(4_294_967_155);
+        for unit in [
+            f64::NAN,
+            -f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -0.0,
+            1e308,
+        ] {
+            let delay = backoff(1_886_680_168, refresh, unit);
+            assert!((S(240)..=S(360)).contains(&delay), "{unit}: {delay:?}");
+        }
+        assert_eq!(backoff(3, S(3600), f64::NAN), S(4));
     }
 
     #[test]
