@@ -50,21 +50,46 @@ fn set_handler(cf: *mut ngx_conf_t, h: Handler) -> *mut c_char {
 
 unsafe extern "C" fn metrics_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: NGINX passes a live request.
-    let request = unsafe { Request::from_ngx_http_request(r) };
-    let log = request.log();
-    contain(log, NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t, || {
-        let Some(zone) = zone::get() else {
-            return NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t;
-        };
-        let now = time::now();
-        let sources = source_reports(request, now);
-        let body = metrics::prometheus(&zone.counters(), &sources, now);
-        serve(request, "text/plain; version=0.0.4; charset=utf-8", &body)
-    })
+    unsafe {
+        respond(r, |_, zone, now, sources| {
+            let body = metrics::prometheus(&zone.counters(), sources, now);
+            ("text/plain; version=0.0.4; charset=utf-8", body)
+        })
+    }
 }
 
 unsafe extern "C" fn status_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: NGINX passes a live request.
+    unsafe {
+        respond(r, |request, zone, now, sources| {
+            let counters = zone.counters();
+            let mcf = HttpAuthJwtModule::main_conf(request);
+            let (entries, capacity) = state::cache_fill();
+            let body = metrics::status_json(&StatusReport {
+                module_version: env!("CARGO_PKG_VERSION"),
+                nginx_version: nginx_sys::NGINX_VERSION.to_str().unwrap_or_default(),
+                now,
+                counters: &counters,
+                sources,
+                files: mcf.map_or(&[][..], |m| &m.files),
+                cache_entries: entries,
+                cache_capacity: capacity,
+            });
+            ("application/json", body)
+        })
+    }
+}
+
+/// Gathers what both pages show, lets `render` write the body, and serves it; a panic is
+/// contained, a missing zone answers 503.
+///
+/// # Safety
+/// `r` must be a live request.
+unsafe fn respond(
+    r: *mut ngx_http_request_t,
+    render: impl FnOnce(&Request, &zone::ZoneData, i64, &[SourceReport]) -> (&'static str, String),
+) -> ngx_int_t {
+    // SAFETY: per the contract.
     let request = unsafe { Request::from_ngx_http_request(r) };
     let log = request.log();
     contain(log, NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t, || {
@@ -73,20 +98,8 @@ unsafe extern "C" fn status_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
         };
         let now = time::now();
         let sources = source_reports(request, now);
-        let counters = zone.counters();
-        let mcf = HttpAuthJwtModule::main_conf(request);
-        let (entries, capacity) = state::cache_fill();
-        let body = metrics::status_json(&StatusReport {
-            module_version: env!("CARGO_PKG_VERSION"),
-            nginx_version: nginx_sys::NGINX_VERSION.to_str().unwrap_or_default(),
-            now,
-            counters: &counters,
-            sources: &sources,
-            files: mcf.map_or(&[][..], |m| &m.files),
-            cache_entries: entries,
-            cache_capacity: capacity,
-        });
-        serve(request, "application/json", &body)
+        let (content_type, body) = render(request, zone, now, &sources);
+        serve(request, content_type, &body)
     })
 }
 
