@@ -64,7 +64,9 @@ unsafe extern "C" fn status_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
         respond(r, |request, zone, now, sources| {
             let counters = zone.counters();
             let mcf = HttpAuthJwtModule::main_conf(request);
-            let (entries, capacity) = state::cache_fill();
+            // The configured size: a worker's cache is sized on its first check.
+            let capacity = mcf.map_or(0, |m| m.cache_entries());
+            let (entries, _) = state::cache_fill();
             let body = metrics::status_json(&StatusReport {
                 module_version: env!("CARGO_PKG_VERSION"),
                 nginx_version: nginx_sys::NGINX_VERSION.to_str().unwrap_or_default(),
