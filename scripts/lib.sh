@@ -17,7 +17,7 @@ ensure_packages() {
     echo "installing: ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q >/dev/null
-    apt-get install -y -q "${missing[@]}" >/dev/null
+    apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 # Build dependencies of the module and the vendored NGINX.

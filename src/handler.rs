@@ -37,7 +37,9 @@ pub unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t
     let rc = contain(log, NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t, || {
         access(request)
     });
-    if let (Some(ctx), Some(zone)) = (ctx::get(request.as_ref()), zone::get()) {
+    // An internal redirect checks again; the client's request is counted once.
+    let internal = request.as_ref().internal() != 0;
+    if let (Some(ctx), Some(zone), false) = (ctx::get(request.as_ref()), zone::get(), internal) {
         zone.worker_counters().outcome(ctx.status);
     }
     rc

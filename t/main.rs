@@ -4,12 +4,14 @@ mod harness;
 
 mod algorithms;
 mod attacks;
+mod chaos;
 mod claims;
 mod config;
 mod docs;
 mod examples;
 mod identity;
 mod inheritance;
+mod limits;
 mod malformed;
 mod metrics;
 mod panic;

@@ -151,7 +151,8 @@ pub(super) extern "C" fn cmd_add_key_file(
                     "auth_jwt: \"{path}\": key not used: {skipped}"
                 );
             }
-            if let Some(mcf) = HttpAuthJwtModule::main_conf_mut(&*cf) {
+            let mcf = HttpAuthJwtModule::main_conf_mut(&*cf);
+            if let Some(mcf) = mcf.filter(|m| m.files.iter().all(|f| f.path != path)) {
                 let keys = parsed.keys.keys();
                 mcf.files.push(FileReport {
                     path: path.clone(),
