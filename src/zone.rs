@@ -16,6 +16,7 @@ use nginx_sys::{
 use ngx::sync::RwLock;
 use ngx::sync::{RwLockReadGuard, RwLockWriteGuard};
 
+use crate::conf::value::MAX_URL_LEN;
 use crate::jwt::error::Status;
 use crate::metrics::{self, Counters};
 
@@ -60,9 +61,9 @@ struct ShmBytes {
 #[repr(C)]
 pub struct SlotState {
     /// The configured key URI or discovery issuer this slot belongs to; empty when free.
-    pub uri: FixedStr<1024>,
+    pub uri: FixedStr<MAX_URL_LEN>,
     /// The `jwks_uri` a discovery document named.
-    pub jwks_uri: FixedStr<1024>,
+    pub jwks_uri: FixedStr<MAX_URL_LEN>,
     pub etag: FixedStr<256>,
     pub last_error: FixedStr<256>,
     body: ShmBytes,

@@ -161,12 +161,17 @@ impl Client {
             304 if etag.is_some() => Ok(Fetched::NotModified { max_age }),
             200 => {
                 let etag = header("etag");
+                // ureq refuses a body that reaches its limit: one byte more lets exactly
+                // MAX_BODY through, and the length check refuses anything over it.
                 let body = resp
                     .body_mut()
                     .with_config()
-                    .limit(MAX_BODY)
+                    .limit(MAX_BODY + 1)
                     .read_to_vec()
                     .map_err(classify)?;
+                if body.len() as u64 > MAX_BODY {
+                    return Err(FetchError::TooLarge);
+                }
                 Ok(Fetched::Body {
                     body,
                     etag,

@@ -105,11 +105,15 @@ pub fn discovery_url(issuer: &str) -> String {
     )
 }
 
-/// An absolute `https://host...` URL without whitespace or control characters.
+/// An absolute `https://host...` URL without whitespace or control characters; the host
+/// may not be empty (`https:///path`, `https://?x`).
 pub fn is_https_url(url: &str) -> bool {
     url.get(..8)
         .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
-        && url.len() > 8
+        && url
+            .as_bytes()
+            .get(8)
+            .is_some_and(|b| !matches!(b, b'/' | b'?' | b'#'))
         && !url.bytes().any(|b| b.is_ascii_control() || b == b' ')
 }
 
@@ -225,6 +229,26 @@ mod tests {
             "",
         ] {
             assert!(!is_https_url(bad), "{bad}");
+        }
+    }
+
+    /// Regression (found by fuzz/fuzz_targets/discovery.rs): `https:////` passed as an
+    /// issuer, and its discovery URL, `https:/.well-known/openid-configuration`, was not an
+    /// https URL at all. An empty host is refused now, and an https issuer always gives an
+    /// https discovery URL.
+    #[test]
+    fn https_urls_need_a_host() {
+        for bad in ["https:////", "https:///jwks", "https://?x", "https://#f"] {
+            assert!(!is_https_url(bad), "{bad}");
+        }
+        for issuer in [
+            "https://a",
+            "https://a/",
+            "https://a///",
+            "https://a/realms/x/",
+        ] {
+            assert!(is_https_url(issuer));
+            assert!(is_https_url(&discovery_url(issuer)), "{issuer}");
         }
     }
 }

@@ -1,0 +1,101 @@
+//! Every directive-value parser of `conf::value`, on the arguments of one directive
+//! (newline-separated, as NGINX would hand them over after unquoting).
+//! Invariants: no panic; what a parser accepts satisfies what the handler relies on (realms
+//! and challenges without control characters, `none` never allowed, https key URIs,
+//! bounded cache sizes, header names that are RFC 9110 tokens); every error renders.
+#![no_main]
+
+use std::time::Duration;
+
+use libfuzzer_sys::fuzz_target;
+use ngx_http_auth_jwt_module_fuzz::challenge::{www_authenticate, Challenge};
+use ngx_http_auth_jwt_module_fuzz::conf::value::{self, AuthJwtArgs, MAX_CACHE_ENTRIES};
+use ngx_http_auth_jwt_module_fuzz::fetch::policy::is_https_url;
+
+fn no_controls(s: &str) -> bool {
+    !s.bytes().any(|b| b.is_ascii_control())
+}
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let args: Vec<&str> = text.split('\n').collect();
+    let args = &args[..args.len().min(16)];
+
+    match value::parse_auth_jwt(args) {
+        Ok(AuthJwtArgs::On { realm, token }) => {
+            assert!(no_controls(realm));
+            assert!(token.is_none_or(|t| t.starts_with('$') && t.len() >= 2));
+            for challenge in [
+                Challenge::Missing,
+                Challenge::InvalidToken(realm),
+                Challenge::InsufficientScope,
+            ] {
+                let header = www_authenticate(realm, challenge);
+                assert!(header.starts_with("Bearer realm=\""));
+                assert!(no_controls(&header), "{header:?}");
+            }
+        }
+        Ok(AuthJwtArgs::Off) => assert_eq!(args, ["off"]),
+        Err(e) => drop(e.to_string()),
+    }
+    // Whatever the realm (variables can make one at run time), a challenge has no CR/LF.
+    let header = www_authenticate(&text, Challenge::InvalidToken(&text));
+    assert!(no_controls(&header), "{header:?}");
+
+    match value::parse_algorithms(args) {
+        Ok(set) => {
+            assert!(!args.iter().any(|a| a.eq_ignore_ascii_case("none")));
+            assert!(set.iter().count() <= args.len());
+        }
+        Err(e) => drop(e.to_string()),
+    }
+    match value::parse_require(args) {
+        Ok((values, _)) => assert!(!values.is_empty() && values.iter().all(|v| v.contains('$'))),
+        Err(e) => drop(e.to_string()),
+    }
+    match value::parse_path(args) {
+        Ok(path) => assert!(path.iter().all(|p| !p.is_empty())),
+        Err(e) => drop(e.to_string()),
+    }
+    match value::parse_source(args) {
+        Ok(source) => {
+            assert!(is_https_url(&source.url));
+            assert!(source.refresh >= Duration::from_secs(1));
+            assert!(source.timeout >= Duration::from_millis(100));
+        }
+        Err(e) => drop(e.to_string()),
+    }
+
+    for arg in args {
+        match value::parse_variable_name(arg) {
+            Ok(name) => assert_eq!(&arg[1..], name),
+            Err(e) => drop(e.to_string()),
+        }
+        match value::parse_header_name(arg) {
+            Ok(lower) => {
+                assert_eq!(lower, arg.to_ascii_lowercase());
+                assert!(!lower.is_empty() && lower.len() <= 256);
+                assert!(lower.bytes().all(|b| b.is_ascii_graphic()));
+                assert!(!lower.contains(':'));
+            }
+            Err(e) => drop(e.to_string()),
+        }
+        match value::parse_duration(arg) {
+            Ok(d) => {
+                if arg.bytes().all(|b| b.is_ascii_digit()) {
+                    assert_eq!(Some(d.as_secs()), arg.parse::<u64>().ok());
+                }
+            }
+            Err(e) => drop(e.to_string()),
+        }
+        match value::parse_fail_mode(arg) {
+            Ok(_) => assert!(*arg == "open" || *arg == "closed"),
+            Err(e) => drop(e.to_string()),
+        }
+        match value::parse_cache(arg) {
+            Ok(0) => assert_eq!(*arg, "off"),
+            Ok(n) => assert!(n <= MAX_CACHE_ENTRIES),
+            Err(e) => drop(e.to_string()),
+        }
+    }
+});

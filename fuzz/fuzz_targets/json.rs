@@ -1,0 +1,97 @@
+//! Strict JSON (`jwt::json::parse_object`) under the limits the module uses, checked against
+//! serde_json itself; and identity rendering of every value it yields.
+//! Invariants:
+//! - no panic, no stack exhaustion, whatever the nesting;
+//! - an accepted document is within its depth and member limits and equals what serde_json
+//!   makes of it; a document serde_json accepts as an object is refused only for a limit or
+//!   a duplicate member, and one it refuses is refused;
+//! - `header_value` passes no control character and nothing over 4096 bytes.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use ngx_http_auth_jwt_module_fuzz::identity::{self, IdentityError, MAX_HEADER_VALUE};
+use ngx_http_auth_jwt_module_fuzz::jwt::json::{parse_object, JsonError, Limits};
+use serde_json::Value;
+
+/// The limits of token headers, token payloads, JWKS documents, and a tight one.
+const LIMITS: [Limits; 4] = [
+    Limits {
+        max_depth: 8,
+        max_members: 64,
+    },
+    Limits {
+        max_depth: 16,
+        max_members: 1024,
+    },
+    Limits {
+        max_depth: 16,
+        max_members: 64 * 256,
+    },
+    Limits {
+        max_depth: 2,
+        max_members: 4,
+    },
+];
+
+/// (depth, members) as `Limits` counts them.
+fn measure(value: &Value) -> (usize, usize) {
+    match value {
+        Value::Array(items) => items.iter().fold((1, items.len()), |(d, m), v| {
+            let (vd, vm) = measure(v);
+            (d.max(vd + 1), m + vm)
+        }),
+        Value::Object(map) => map.values().fold((1, map.len()), |(d, m), v| {
+            let (vd, vm) = measure(v);
+            (d.max(vd + 1), m + vm)
+        }),
+        _ => (0, 0),
+    }
+}
+
+fn check_identity(value: &Value) {
+    let text = identity::render(value);
+    match identity::header_value(value) {
+        Ok(v) => {
+            assert_eq!(v, text);
+            assert!(v.len() <= MAX_HEADER_VALUE);
+            assert!(!v.bytes().any(|b| b.is_ascii_control()));
+        }
+        Err(IdentityError::TooLong) => assert!(text.len() > MAX_HEADER_VALUE),
+        Err(IdentityError::ControlCharacter) => {
+            assert!(text.bytes().any(|b| b.is_ascii_control()));
+        }
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    // serde_json's own recursion limit (128) keeps the reference parser safe.
+    let reference = serde_json::from_slice::<Value>(data);
+    for limits in LIMITS {
+        match parse_object(data, limits) {
+            Ok(map) => {
+                let value = Value::Object(map);
+                let (depth, members) = measure(&value);
+                assert!(depth <= limits.max_depth, "{depth} > {limits:?}");
+                assert!(members <= limits.max_members, "{members} > {limits:?}");
+                let reference = reference.as_ref().expect("serde_json accepts it too");
+                assert_eq!(&value, reference);
+                if let Value::Object(map) = &value {
+                    for v in map.values() {
+                        check_identity(v);
+                    }
+                }
+            }
+            Err(JsonError::Syntax) => {
+                // serde_json may accept what exceeds a limit only as a limit error, never
+                // as a syntax error... unless serde_json's own nesting limit refused it.
+                if let Ok(Value::Object(_)) = &reference {
+                    panic!("valid json object refused as a syntax error under {limits:?}");
+                }
+            }
+            Err(JsonError::NotObject) => {
+                assert!(matches!(&reference, Ok(v) if !v.is_object()));
+            }
+            Err(JsonError::DuplicateKey | JsonError::TooDeep | JsonError::TooManyMembers) => {}
+        }
+    }
+});

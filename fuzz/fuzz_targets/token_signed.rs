@@ -1,0 +1,65 @@
+//! Tokens with arbitrary header and payload bytes, correctly signed with the fixed key for
+//! an algorithm picked by the first byte: drives the fuzzer past the signature check into
+//! claims, key selection and identity rendering. Input: `<alg byte><header>\0<payload>`.
+//! Invariants:
+//! - no panic;
+//! - a token that parses, whose `alg` is the one signed with and whose `kid` names the
+//!   signing key (or is absent), verifies: the verifier checks exactly the bytes signed;
+//! - claim values render to identity headers only without control characters and within
+//!   4096 bytes.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use ngx_http_auth_jwt_module_fuzz::fixture::{self, b64, NOW};
+use ngx_http_auth_jwt_module_fuzz::identity::{self, IdentityError, MAX_HEADER_VALUE};
+use ngx_http_auth_jwt_module_fuzz::jwt::alg::{Alg, AlgSet};
+use ngx_http_auth_jwt_module_fuzz::jwt::{claims, token};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&pick, rest)) = data.split_first() else {
+        return;
+    };
+    let alg = Alg::ALL[usize::from(pick) % Alg::ALL.len()];
+    let (header, payload) = match rest.iter().position(|&b| b == 0) {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, &b"{}"[..]),
+    };
+    let fx = fixture::fixture();
+    let input = format!("{}.{}", b64(header), b64(payload));
+    let jws = format!("{input}.{}", b64(&fx.signature(alg, input.as_bytes())));
+
+    let Ok(parsed) = token::parse(jws.as_bytes()) else {
+        return;
+    };
+    assert_eq!(parsed.signing_input, input.as_bytes());
+    let kid_fits = match parsed.kid.as_deref() {
+        None => true,
+        Some(kid) => kid == fx.kid_for(alg) || (kid == "rsa-ps" && alg == Alg::PS256),
+    };
+    let verified = fx.keys.verify(&parsed, AlgSet::all());
+    if parsed.alg == alg && kid_fits {
+        assert!(
+            verified.is_ok(),
+            "correctly signed token refused: {verified:?}"
+        );
+    }
+    if verified.is_ok() {
+        let _ = claims::check(&parsed.claims, &fixture::rules(), NOW);
+        let _ = claims::check(&parsed.claims, &fixture::rules(), i64::MAX);
+        let _ = claims::check(&parsed.claims, &fixture::rules(), i64::MIN);
+        for value in parsed.claims.values().chain(parsed.header.values()) {
+            let text = identity::render(value);
+            match identity::header_value(value) {
+                Ok(v) => {
+                    assert_eq!(v, text);
+                    assert!(v.len() <= MAX_HEADER_VALUE);
+                    assert!(!v.bytes().any(|b| b.is_ascii_control()));
+                }
+                Err(IdentityError::TooLong) => assert!(text.len() > MAX_HEADER_VALUE),
+                Err(IdentityError::ControlCharacter) => {
+                    assert!(text.bytes().any(|b| b.is_ascii_control()))
+                }
+            }
+        }
+    }
+});
