@@ -20,6 +20,7 @@ use rand::Rng;
 use serde_json::json;
 
 use crate::harness::idp::{Fault, Idp};
+use crate::harness::poll_until;
 use crate::harness::{b64, keys, now, Jwt, Nginx};
 
 /// `@HTTP@`: module directives for `http { }`; `@AUTH@`: those of `location /`.
@@ -94,7 +95,6 @@ const CONNECTIONS: u32 = 8;
 const PACE_MS: u32 = 1;
 /// How long keys may take to arrive from the mock IdP.
 const KEYS_WAIT: Duration = Duration::from_secs(8);
-const POLL: Duration = Duration::from_millis(25);
 
 /// One chaos test at a time: each measures, and each loads the machine.
 fn turn() -> MutexGuard<'static, ()> {
@@ -125,24 +125,11 @@ fn remote(idp: &Idp, params: &str) -> String {
     )
 }
 
-fn wait_until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        thread::sleep(POLL);
-    }
-}
-
 /// Waits until every worker answers `token` from the upstream (each request may reach any
 /// worker: a run of successes in a row stands for all of them).
 fn wait_accepted(nginx: &Nginx, token: &str) {
     let mut streak = 0;
-    wait_until(KEYS_WAIT, || {
+    poll_until(KEYS_WAIT, || {
         let ok = nginx.get("/").bearer(token).send().is_from_upstream();
         streak = if ok { streak + 1 } else { 0 };
         (streak >= 20).then_some(())
@@ -402,7 +389,7 @@ fn a_failing_idp_fails_no_valid_token() {
         idp.set_fault(fault);
         let before = idp.jwks_count();
         // Each phase lasts until the fetcher has met it (refresh and backoff are 1 s).
-        let met = wait_until(Duration::from_secs(5), || {
+        let met = poll_until(Duration::from_secs(5), || {
             (idp.jwks_count() > before).then_some(())
         });
         seen.push(format!(
@@ -475,7 +462,7 @@ fn killed_workers_are_replaced_and_service_continues() {
         let victim = workers[i % workers.len()];
         Nginx::signal(victim, "KILL");
         killed.push(victim);
-        wait_until(Duration::from_secs(5), || {
+        poll_until(Duration::from_secs(5), || {
             let now = nginx.worker_pids();
             (now.len() == 2 && now.iter().all(|p| !killed.contains(p))).then_some(())
         })

@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 use crate::harness::idp::{Idp, JWKS_PATH};
 use crate::harness::nginx::NGINX_BIN;
+use crate::harness::poll_until;
 use crate::harness::prefix::free_port;
 use crate::harness::{keys, now, Jwt, Nginx, Request};
 
@@ -85,7 +86,6 @@ const CACHE_ENTRIES: usize = 77;
 /// `max_stale` of the mock IdPs' sources.
 const MAX_STALE: i64 = 7200;
 const KEYS_WAIT: Duration = Duration::from_secs(10);
-const POLL: Duration = Duration::from_millis(25);
 
 fn conf(dead: &str, http: &str, loc: &str) -> String {
     CONF.replace("@DEAD@", dead)
@@ -96,20 +96,6 @@ fn conf(dead: &str, http: &str, loc: &str) -> String {
 /// A key URI on a port nothing listens on.
 fn dead_uri() -> String {
     format!("https://127.0.0.1:{}/jwks.json", free_port())
-}
-
-/// Polls `f` until it gives a value, at most `timeout`.
-fn until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        thread::sleep(POLL);
-    }
 }
 
 /// One request to send: path, bearer token, expected HTTP status and `$jwt_status`.
@@ -231,7 +217,7 @@ fn send(nginx: &Nginx, mix: &Mix) {
         errors.join("\n")
     );
     let want = from + mix.total();
-    until(Duration::from_secs(3), || {
+    poll_until(Duration::from_secs(3), || {
         (served(nginx, 0).len() >= want).then_some(())
     })
     .unwrap_or_else(|| panic!("access log has not {want} lines"));
@@ -547,7 +533,7 @@ impl Sources {
             (has_keys(&self.jwks.jwks_url()) && has_keys(&self.oidc.issuer()) && failed)
                 .then_some(())
         };
-        until(KEYS_WAIT, || ready(&status(&nginx))).unwrap_or_else(|| {
+        poll_until(KEYS_WAIT, || ready(&status(&nginx))).unwrap_or_else(|| {
             panic!(
                 "keys not in the status page within {KEYS_WAIT:?}:\n{:#}\nerror.log:\n{}",
                 status(&nginx),
@@ -959,7 +945,7 @@ impl Prometheus {
     /// Polls until `metric` has exactly `want`; the last answer in the error.
     fn wait_for(&self, metric: &str, want: &BTreeMap<String, f64>) {
         let mut last = Err(String::from("not asked"));
-        let found = until(Duration::from_secs(10), || {
+        let found = poll_until(Duration::from_secs(10), || {
             last = self.query(metric);
             (last.as_ref() == Ok(want)).then_some(())
         });
@@ -976,17 +962,11 @@ impl Prometheus {
             return;
         };
         Nginx::signal(child.id(), "TERM");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("Prometheus did not stop within 10s:\n{}", self.log());
-            }
-            thread::sleep(POLL);
+        let stopped = poll_until(Duration::from_secs(10), || child.try_wait().ok().flatten());
+        let Some(status) = stopped else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("Prometheus did not stop within 10s:\n{}", self.log());
         };
         assert!(
             status.success(),

@@ -16,6 +16,7 @@ use serde_json::json;
 use crate::harness::expect::upstream;
 use crate::harness::idp::{unrelated_ca_pem, Fault, Idp, JWKS_PATH};
 use crate::harness::logs::matches;
+use crate::harness::poll_until;
 use crate::harness::{keys, Failures, Jwt, Nginx, Request, Response};
 
 /// `@SOURCE@`: the key directive(s) of `location /`; `@LOC@`: more for that location;
@@ -40,7 +41,6 @@ const CONF: &str = r#"
 const KEYS_WAIT: Duration = Duration::from_secs(8);
 /// Fetcher log lines reach error.log through a 1 s timer in the worker.
 const LOG_WAIT: Duration = Duration::from_secs(6);
-const POLL: Duration = Duration::from_millis(25);
 
 fn conf(idp: &Idp, source: &str, loc: &str, http: &str) -> String {
     CONF.replace("@CA@", &idp.ca_file().display().to_string())
@@ -68,24 +68,10 @@ fn get(nginx: &Nginx, token: &str) -> Response {
     nginx.get("/").bearer(token).send()
 }
 
-/// Polls `f` until it gives a value, at most `timeout`.
-fn until<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        thread::sleep(POLL);
-    }
-}
-
 /// Waits until `token` is let through to the upstream; returns how long that took.
 fn wait_accepted(nginx: &Nginx, token: &str, timeout: Duration) -> Duration {
     let start = Instant::now();
-    until(timeout, || {
+    poll_until(timeout, || {
         get(nginx, token).is_from_upstream().then_some(())
     })
     .unwrap_or_else(|| {
@@ -100,7 +86,7 @@ fn wait_accepted(nginx: &Nginx, token: &str, timeout: Duration) -> Duration {
 
 /// Waits for an error-log line after `mark` matching `pattern` (see `logs::matches`).
 fn wait_log(nginx: &Nginx, mark: usize, pattern: &str, timeout: Duration) -> String {
-    until(timeout, || {
+    poll_until(timeout, || {
         nginx
             .log_since(mark)
             .lines()
@@ -124,7 +110,7 @@ fn pid_of(line: &str) -> Option<u32> {
 /// `generation <keys>` of `url`: until then a worker may still answer without them.
 fn wait_keys_in_workers(nginx: &Nginx, mark: usize, url: &str, keys: &str, workers: usize) {
     let pattern = format!("[info] *auth_jwt: keys from \"{url}\": generation {keys}");
-    until(KEYS_WAIT, || {
+    poll_until(KEYS_WAIT, || {
         let pids: HashSet<u32> = nginx
             .log_lines(mark, &pattern)
             .iter()
@@ -403,7 +389,7 @@ fn fetch_failures_keep_the_last_good_keys() {
             "[warn] *auth_jwt: fetch of \"{url}\" {}*; keeping the last good keys",
             case.kind
         );
-        let logged = until(LOG_WAIT + Duration::from_secs(2), || {
+        let logged = poll_until(LOG_WAIT + Duration::from_secs(2), || {
             nginx
                 .log_lines(mark, "auth_jwt: fetch of")
                 .iter()
@@ -455,7 +441,7 @@ fn stale_keys_expire_after_max_stale_then_503_until_the_idp_is_back() {
         let mark = nginx.log_mark();
         idp.set_fault(Fault::Status(500));
         // Poll until the first 503; everything before it must be a 200.
-        let first_503 = until(Duration::from_secs(10), || {
+        let first_503 = poll_until(Duration::from_secs(10), || {
             let resp = get(&nginx, &token1());
             if resp.status == 503 {
                 Some((Instant::now(), resp))
@@ -627,7 +613,7 @@ fn fail_open_lets_requests_through_without_identity() {
 
     // Keys arrive: tokens are checked again, identity headers come from the token.
     idp.set_fault(Fault::Ok);
-    let resp = until(KEYS_WAIT, || {
+    let resp = poll_until(KEYS_WAIT, || {
         let resp = nginx
             .get("/")
             .bearer(&token1())
@@ -713,7 +699,7 @@ fn pids_connected_to(port: u16, pids: &[u32]) -> Vec<u32> {
 
 /// Waits until `n` workers run and none of `gone` is among them.
 fn wait_workers(nginx: &Nginx, n: usize, gone: &[u32]) {
-    until(Duration::from_secs(10), || {
+    poll_until(Duration::from_secs(10), || {
         let pids = nginx.worker_pids();
         (pids.len() == n && pids.iter().all(|p| !gone.contains(p))).then_some(())
     })
@@ -735,7 +721,7 @@ fn killing_the_fetching_worker_hands_the_fetch_on() {
         idp.wait_count(JWKS_PATH, seen + 1, Duration::from_secs(5))
             .unwrap();
         // Scanning /proc under load can miss one hung fetch; the fetcher retries every second.
-        let fetching = until(Duration::from_secs(8), || {
+        let fetching = poll_until(Duration::from_secs(8), || {
             let pids = pids_connected_to(idp.port(), &nginx.worker_pids());
             (pids.len() == 1).then(|| pids[0])
         })

@@ -24,3 +24,17 @@ pub use http::{Request, Response};
 pub use keys::keys;
 pub use mint::{b64, now, Jwt, Signer, ALL_ALGS};
 pub use nginx::Nginx;
+
+/// Polls `f` every 25 ms until it gives a value, for at most `timeout`.
+pub fn poll_until<T>(timeout: std::time::Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+}
