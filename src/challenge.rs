@@ -12,8 +12,19 @@ pub enum Challenge<'a> {
     InsufficientScope,
 }
 
-/// Builds the header value, quoting the realm and description as RFC 9110 quoted-strings.
-pub fn www_authenticate(realm: &str, challenge: Challenge<'_>) -> String {
+/// Optional challenge attributes a location configures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Attributes<'a> {
+    /// RFC 6750 `scope`: the scopes the resource needs (`auth_jwt_scope`).
+    pub scope: Option<&'a str>,
+    /// RFC 9728 `resource_metadata`: the URL of the protected resource's metadata
+    /// (`auth_jwt_resource_metadata`), from which OAuth clients such as MCP clients find
+    /// the authorization server.
+    pub resource_metadata: Option<&'a str>,
+}
+
+/// Builds the header value, quoting every value as an RFC 9110 quoted-string.
+pub fn www_authenticate(realm: &str, challenge: Challenge<'_>, attrs: Attributes<'_>) -> String {
     let mut out = String::with_capacity(64 + realm.len());
     out.push_str("Bearer realm=");
     push_quoted(&mut out, realm);
@@ -24,6 +35,14 @@ pub fn www_authenticate(realm: &str, challenge: Challenge<'_>) -> String {
             push_quoted(&mut out, description);
         }
         Challenge::InsufficientScope => out.push_str(", error=\"insufficient_scope\""),
+    }
+    if let Some(scope) = attrs.scope {
+        out.push_str(", scope=");
+        push_quoted(&mut out, scope);
+    }
+    if let Some(url) = attrs.resource_metadata {
+        out.push_str(", resource_metadata=");
+        push_quoted(&mut out, url);
     }
     out
 }
@@ -66,7 +85,18 @@ mod tests {
             ("a\r\nb", Challenge::Missing, r#"Bearer realm="a  b""#),
         ];
         for (realm, challenge, want) in cases {
-            assert_eq!(www_authenticate(realm, challenge), want);
+            assert_eq!(
+                www_authenticate(realm, challenge, Attributes::default()),
+                want
+            );
         }
+        let attrs = Attributes {
+            scope: Some("orders:read orders:write"),
+            resource_metadata: Some("https://api.example/.well-known/oauth-protected-resource"),
+        };
+        assert_eq!(
+            www_authenticate("api", Challenge::InsufficientScope, attrs),
+            r#"Bearer realm="api", error="insufficient_scope", scope="orders:read orders:write", resource_metadata="https://api.example/.well-known/oauth-protected-resource""#
+        );
     }
 }

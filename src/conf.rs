@@ -38,7 +38,7 @@ macro_rules! command {
 }
 
 /// The directive table; `lib.rs` points the module at it.
-pub static mut NGX_HTTP_AUTH_JWT_COMMANDS: [ngx_command_t; 21] = [
+pub static mut NGX_HTTP_AUTH_JWT_COMMANDS: [ngx_command_t; 23] = [
     command!(
         "auth_jwt",
         ANY_LOC | NGX_HTTP_LMT_CONF | NGX_CONF_TAKE12,
@@ -176,6 +176,20 @@ pub static mut NGX_HTTP_AUTH_JWT_COMMANDS: [ngx_command_t; 21] = [
         "auth_jwt_status",
         NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS,
         crate::report::cmd_set_status,
+        NGX_HTTP_LOC_CONF_OFFSET,
+        0
+    ),
+    command!(
+        "auth_jwt_scope",
+        ANY_LOC | NGX_CONF_1MORE,
+        cmd_set_scope,
+        NGX_HTTP_LOC_CONF_OFFSET,
+        0
+    ),
+    command!(
+        "auth_jwt_resource_metadata",
+        ANY_LOC | NGX_CONF_TAKE1,
+        cmd_set_resource_metadata,
         NGX_HTTP_LOC_CONF_OFFSET,
         0
     ),

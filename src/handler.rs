@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::authn::{self, log_safe, Denial, KeySource, Lookup, Policy, Verified};
-use crate::challenge::{www_authenticate, Challenge};
+use crate::challenge::{www_authenticate, Attributes, Challenge};
 use crate::conf::value::FailMode;
 use crate::conf::value::RequireError;
 use crate::conf::{ext::ComplexValue, JwtLocConf, Mode};
@@ -354,9 +354,13 @@ fn answer(
         .get_complex_value(realm.as_ref())
         .map(|r| r.to_string_lossy().into_owned())
         .unwrap_or_default();
-    if headers::set_www_authenticate(request.as_mut(), &www_authenticate(&realm, challenge))
-        .is_none()
-    {
+    let lcf = HttpAuthJwtModule::location_conf(request);
+    let attrs = Attributes {
+        scope: lcf.and_then(|l| l.scope.as_deref()),
+        resource_metadata: lcf.and_then(|l| l.resource_metadata.as_deref()),
+    };
+    let value = www_authenticate(&realm, challenge, attrs);
+    if headers::set_www_authenticate(request.as_mut(), &value).is_none() {
         return NGX_ERROR as ngx_int_t;
     }
     code as ngx_int_t

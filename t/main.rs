@@ -4,6 +4,7 @@ mod harness;
 
 mod algorithms;
 mod attacks;
+mod challenge;
 mod chaos;
 mod claims;
 mod config;

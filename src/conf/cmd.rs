@@ -16,7 +16,7 @@ use super::ext::{args, complex_value, fail, full_path};
 use super::loc::{IdentityHeader, JwtLocConf, JwtMainConf, Mode, Requirement, MAX_KEY_FILE};
 use super::value::{
     parse_algorithms, parse_auth_jwt, parse_cache, parse_fail_mode, parse_header_name, parse_path,
-    parse_require, parse_variable_name, AuthJwtArgs,
+    parse_require, parse_resource_metadata, parse_scope, parse_variable_name, AuthJwtArgs,
 };
 use crate::jwks;
 use crate::metrics::FileReport;
@@ -284,6 +284,34 @@ pub(super) extern "C" fn cmd_add_path_var<const FROM_CLAIMS: bool>(
             crate::variables::add_path_var(cf, name, &var).ok_or("cannot add variable")?;
             mcf.vars.push(var);
             Ok(())
+        })
+    }
+}
+
+pub(super) extern "C" fn cmd_set_scope(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: registered with NGX_HTTP_LOC_CONF_OFFSET, so `conf` is a JwtLocConf.
+    unsafe {
+        with_conf(cf, conf, |lcf: &mut JwtLocConf, args| {
+            set_once(&mut lcf.scope, || parse_scope(args))
+        })
+    }
+}
+
+pub(super) extern "C" fn cmd_set_resource_metadata(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: registered with NGX_HTTP_LOC_CONF_OFFSET, so `conf` is a JwtLocConf.
+    unsafe {
+        with_conf(cf, conf, |lcf: &mut JwtLocConf, args| {
+            set_once(&mut lcf.resource_metadata, || {
+                parse_resource_metadata(args[0])
+            })
         })
     }
 }

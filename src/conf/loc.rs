@@ -102,6 +102,10 @@ pub struct JwtLocConf {
     /// `auth_jwt_trusted_certificate`, resolved to a full path.
     pub trusted_certificate: Option<String>,
     pub fail_mode: Option<FailMode>,
+    /// `auth_jwt_scope`, for the challenge.
+    pub scope: Option<String>,
+    /// `auth_jwt_resource_metadata`, for the challenge.
+    pub resource_metadata: Option<String>,
 }
 
 impl Default for JwtLocConf {
@@ -120,6 +124,8 @@ impl Default for JwtLocConf {
             remote: None,
             trusted_certificate: None,
             fail_mode: None,
+            scope: None,
+            resource_metadata: None,
         }
     }
 }
@@ -142,6 +148,8 @@ impl JwtLocConf {
         inherit(&mut self.remote, &prev.remote);
         inherit(&mut self.trusted_certificate, &prev.trusted_certificate);
         inherit(&mut self.fail_mode, &prev.fail_mode);
+        inherit(&mut self.scope, &prev.scope);
+        inherit(&mut self.resource_metadata, &prev.resource_metadata);
         for source in self.remote.iter().flatten() {
             let ca = source
                 .ca_file

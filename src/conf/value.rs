@@ -289,6 +289,30 @@ pub fn parse_fail_mode(arg: &str) -> Result<FailMode, ConfError> {
     }
 }
 
+/// Parses `auth_jwt_scope <scope> ...` (RFC 6749 scope tokens) into the space-separated list.
+pub fn parse_scope(args: &[&str]) -> Result<String, ConfError> {
+    let token = |s: &&str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b == b'!' || (b'#'..=b'[').contains(&b) || (b']'..=b'~').contains(&b))
+    };
+    match args.iter().find(|s| !token(s)) {
+        Some(bad) => Err(ConfError::InvalidValue((*bad).into())),
+        None if args.is_empty() => Err(ConfError::Other("scope is missing".into())),
+        None => Ok(args.join(" ")),
+    }
+}
+
+/// Parses `auth_jwt_resource_metadata <https-url>` (RFC 9728).
+pub fn parse_resource_metadata(arg: &str) -> Result<String, ConfError> {
+    if !crate::fetch::policy::is_https_url(arg) || arg.contains('"') || arg.contains('\\') {
+        return Err(ConfError::Other(format!(
+            "\"{arg}\" is not an https:// URL"
+        )));
+    }
+    Ok(arg.to_owned())
+}
+
 /// Largest `auth_jwt_cache` accepted.
 pub const MAX_CACHE_ENTRIES: usize = 1_000_000;
 
@@ -493,6 +517,25 @@ mod tests {
         );
         assert_eq!(parse_fail_mode("open"), Ok(FailMode::Open));
         assert!(parse_fail_mode("on").is_err());
+    }
+
+    #[test]
+    fn challenge_attributes() {
+        assert_eq!(
+            parse_scope(&["orders:read", "orders:write"]),
+            Ok("orders:read orders:write".into())
+        );
+        for bad in ["a\"b", "a\\b", "a b", ""] {
+            assert!(parse_scope(&[bad]).is_err(), "{bad:?}");
+        }
+        assert!(parse_scope(&[]).is_err());
+        assert!(parse_resource_metadata(
+            "https://api.example/.well-known/oauth-protected-resource"
+        )
+        .is_ok());
+        for bad in ["http://api.example/", "https://a\"b", "https://"] {
+            assert!(parse_resource_metadata(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]
