@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use ngx_http_auth_jwt_module_fuzz::challenge::{www_authenticate, Challenge};
+use ngx_http_auth_jwt_module_fuzz::challenge::{www_authenticate, Attributes, Challenge};
 use ngx_http_auth_jwt_module_fuzz::conf::value::{self, AuthJwtArgs, MAX_CACHE_ENTRIES};
 use ngx_http_auth_jwt_module_fuzz::fetch::policy::is_https_url;
 
@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
                 Challenge::InvalidToken(realm),
                 Challenge::InsufficientScope,
             ] {
-                let header = www_authenticate(realm, challenge);
+                let header = www_authenticate(realm, challenge, Attributes::default());
                 assert!(header.starts_with("Bearer realm=\""));
                 assert!(no_controls(&header), "{header:?}");
             }
@@ -39,7 +39,11 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => drop(e.to_string()),
     }
     // Whatever the realm (variables can make one at run time), a challenge has no CR/LF.
-    let header = www_authenticate(&text, Challenge::InvalidToken(&text));
+    let attrs = Attributes {
+        scope: Some(&text),
+        resource_metadata: Some(&text),
+    };
+    let header = www_authenticate(&text, Challenge::InvalidToken(&text), attrs);
     assert!(no_controls(&header), "{header:?}");
 
     match value::parse_algorithms(args) {
@@ -55,6 +59,11 @@ fuzz_target!(|data: &[u8]| {
     }
     match value::parse_path(args) {
         Ok(path) => assert!(path.iter().all(|p| !p.is_empty())),
+        Err(e) => drop(e.to_string()),
+    }
+    match value::parse_scope(args) {
+        // A scope never carries what would break out of the challenge's quoted-string.
+        Ok(scope) => assert!(!scope.contains('"') && !scope.contains('\\') && !scope.is_empty()),
         Err(e) => drop(e.to_string()),
     }
     match value::parse_source(args) {
@@ -90,6 +99,14 @@ fuzz_target!(|data: &[u8]| {
         }
         match value::parse_fail_mode(arg) {
             Ok(_) => assert!(*arg == "open" || *arg == "closed"),
+            Err(e) => drop(e.to_string()),
+        }
+        match value::parse_resource_metadata(arg) {
+            Ok(url) => assert!(
+                url.starts_with("https://")
+                    || url.starts_with("HTTPS://")
+                    || url[..8].eq_ignore_ascii_case("https://")
+            ),
             Err(e) => drop(e.to_string()),
         }
         match value::parse_cache(arg) {
