@@ -15,8 +15,7 @@ use std::time::Instant;
 
 use crate::authn::{self, log_safe, Denial, KeySource, Lookup, Policy, Verified};
 use crate::challenge::{www_authenticate, Attributes, Challenge};
-use crate::conf::value::FailMode;
-use crate::conf::value::RequireError;
+use crate::conf::value::{FailMode, RequireError};
 use crate::conf::{ext::ComplexValue, JwtLocConf, Mode};
 use crate::ctx::{self, JwtCtx};
 use crate::identity;
