@@ -9,7 +9,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use ngx_http_auth_jwt_module_fuzz::identity::{self, IdentityError, MAX_HEADER_VALUE};
+use ngx_http_auth_jwt_module_fuzz::fixture;
 use ngx_http_auth_jwt_module_fuzz::jwt::json::{parse_object, JsonError, Limits};
 use serde_json::Value;
 
@@ -48,21 +48,6 @@ fn measure(value: &Value) -> (usize, usize) {
     }
 }
 
-fn check_identity(value: &Value) {
-    let text = identity::render(value);
-    match identity::header_value(value) {
-        Ok(v) => {
-            assert_eq!(v, text);
-            assert!(v.len() <= MAX_HEADER_VALUE);
-            assert!(!v.bytes().any(|b| b.is_ascii_control()));
-        }
-        Err(IdentityError::TooLong) => assert!(text.len() > MAX_HEADER_VALUE),
-        Err(IdentityError::ControlCharacter) => {
-            assert!(text.bytes().any(|b| b.is_ascii_control()));
-        }
-    }
-}
-
 fuzz_target!(|data: &[u8]| {
     // serde_json's own recursion limit (128) keeps the reference parser safe.
     let reference = serde_json::from_slice::<Value>(data);
@@ -77,7 +62,7 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(&value, reference);
                 if let Value::Object(map) = &value {
                     for v in map.values() {
-                        check_identity(v);
+                        fixture::check_identity(v);
                     }
                 }
             }

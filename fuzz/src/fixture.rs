@@ -15,6 +15,7 @@ use openssl::sign::{RsaPssSaltlen, Signer};
 use serde_json::{json, Value};
 
 use crate::authn::{KeySource, Policy};
+use crate::identity::{self, IdentityError, MAX_HEADER_VALUE};
 use crate::jwks;
 use crate::jwt::alg::{Alg, AlgSet};
 use crate::jwt::claims::ClaimRules;
@@ -273,4 +274,21 @@ fn public_jwk(kid: &str, key: &PKey<Private>) -> Value {
     }
     let raw = key.raw_public_key().expect("ed25519 public key");
     json!({"kty": "OKP", "kid": kid, "crv": "Ed25519", "x": b64(&raw)})
+}
+
+/// The identity-header oracle: a rendered claim reaches a header whole, or is refused for
+/// exactly the reason the rendering shows (too long, or a control character).
+pub fn check_identity(value: &Value) {
+    let text = identity::render(value);
+    match identity::header_value(value) {
+        Ok(v) => {
+            assert_eq!(v, text);
+            assert!(v.len() <= MAX_HEADER_VALUE);
+            assert!(!v.bytes().any(|b| b.is_ascii_control()));
+        }
+        Err(IdentityError::TooLong) => assert!(text.len() > MAX_HEADER_VALUE),
+        Err(IdentityError::ControlCharacter) => {
+            assert!(text.bytes().any(|b| b.is_ascii_control()));
+        }
+    }
 }
