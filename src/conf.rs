@@ -18,9 +18,11 @@ mod cmd;
 pub mod ext;
 mod loc;
 pub mod remote;
+mod srv;
 pub mod value;
 
 pub use self::loc::{JwtLocConf, JwtMainConf, Mode};
+pub use self::srv::JwtSrvConf;
 
 const ANY_LOC: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
 

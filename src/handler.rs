@@ -5,7 +5,7 @@ use nginx_sys::{
     NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_UNAUTHORIZED, NGX_OK,
 };
 use ngx::core::NgxStr;
-use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, Request};
+use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, HttpModuleServerConf, Request};
 
 use core::fmt;
 use std::rc::Rc;
@@ -23,7 +23,36 @@ use crate::jwt::alg::Alg;
 use crate::jwt::claims::ClaimRules;
 use crate::jwt::error::{Status, VerifyError};
 use crate::log::{contain, log_info, log_warn};
-use crate::{headers, state, time, zone, HttpAuthJwtModule};
+use crate::zone::ZoneData;
+use crate::{headers, state, time, HttpAuthJwtModule};
+
+/// Registered in the post-read phase by `postconfiguration`: removes the client's copies of
+/// every identity header name the server configures, before the rewrite phase evaluates any
+/// variable and before a subrequest (which skips the access phase) can share the headers.
+///
+/// # Safety
+/// NGINX calls it with a live request.
+pub unsafe extern "C" fn strip_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: NGINX passes a valid request that this handler may use until it returns.
+    let request = unsafe { Request::from_ngx_http_request(r) };
+    let log = request.log();
+    contain(
+        log,
+        NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t,
+        || match strip_identity(request) {
+            Some(()) => NGX_DECLINED as ngx_int_t,
+            None => NGX_ERROR as ngx_int_t,
+        },
+    )
+}
+
+/// Removes every header named by an `auth_jwt_identity_header` of the request's server.
+fn strip_identity(request: &mut Request) -> Option<()> {
+    let Some(scf) = HttpAuthJwtModule::server_conf(request) else {
+        return Some(());
+    };
+    headers::strip(request.as_mut(), &scf.strip)
+}
 
 /// Registered in the access phase by `postconfiguration`.
 ///
@@ -38,7 +67,8 @@ pub unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t
     });
     // An internal redirect checks again; the client's request is counted once.
     let internal = request.as_ref().internal() != 0;
-    if let (Some(ctx), Some(zone), false) = (ctx::get(request.as_ref()), zone::get(), internal) {
+    if let (Some(ctx), Some(zone), false) = (ctx::get(request.as_ref()), zone_of(request), internal)
+    {
         zone.worker_counters().outcome(ctx.status);
     }
     rc
@@ -55,13 +85,14 @@ fn access(request: &mut Request) -> ngx_int_t {
     let Some(lcf) = HttpAuthJwtModule::location_conf(request) else {
         return NGX_DECLINED as ngx_int_t;
     };
-    // A client's copy of an identity header never reaches the upstream, whatever happens next.
-    for h in lcf.identity.iter().flatten() {
-        headers::remove_in(request.as_mut(), &h.lowcase);
-    }
     let Some(Mode::On { realm, token, .. }) = &lcf.mode else {
         return NGX_DECLINED as ngx_int_t;
     };
+    // The client's copies went in the post-read phase; after an internal redirect, the
+    // values an earlier location set go too, so that this location's check alone decides.
+    if request.as_ref().internal() != 0 && strip_identity(request).is_none() {
+        return NGX_ERROR as ngx_int_t;
+    }
     let now = time::now();
     let sources = key_sources(lcf, now);
     if sources.is_empty() {
@@ -78,19 +109,26 @@ fn access(request: &mut Request) -> ngx_int_t {
     let (result, lookup) = state::with_cache(capacity, |cache| {
         authn::authenticate_cached(raw, &sources, &policy, now, cache)
     });
-    if let Some(zone) = zone::get() {
+    if let Some(zone) = zone_of(request) {
         let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         zone.worker_counters().check(lookup == Lookup::Hit, nanos);
     }
     if let Err(denial) = &result {
         if denial.error == VerifyError::UnknownKid {
-            wake_fetchers(lcf, denial.kid.as_deref().unwrap_or_default(), now);
+            if let Some(zone) = zone_of(request) {
+                wake_fetchers(zone, lcf, denial.kid.as_deref().unwrap_or_default(), now);
+            }
         }
     }
     match result {
         Ok(verified) => admit(request, lcf, realm, verified),
         Err(denial) => reject(request, realm, denial),
     }
+}
+
+/// The shared zone of the request's configuration cycle.
+fn zone_of(request: &Request) -> Option<&'static ZoneData> {
+    HttpAuthJwtModule::main_conf(request)?.zone.get()
 }
 
 /// The key sets usable now: local files, and remote sets that are not too stale.
@@ -115,10 +153,7 @@ fn key_sources(lcf: &JwtLocConf, now: i64) -> Vec<KeySource<'_>> {
 
 /// An unknown `kid` may be a key the IdP has just rotated in: ask the fetchers to look
 /// early (each source rate-limits and remembers kids it already asked about).
-fn wake_fetchers(lcf: &JwtLocConf, kid: &str, now: i64) {
-    let Some(zone) = zone::get() else {
-        return;
-    };
+fn wake_fetchers(zone: &ZoneData, lcf: &JwtLocConf, kid: &str, now: i64) {
     for source in lcf.remote.iter().flatten() {
         if let Some(&i) = source.slot.get() {
             if source.should_wake(kid, now) {
@@ -160,8 +195,10 @@ fn no_keys(request: &mut Request, lcf: &JwtLocConf) -> ngx_int_t {
     if ctx::set(request.as_mut(), ctx).is_none() {
         return NGX_ERROR as ngx_int_t;
     }
+    // Fail open lets the other access checks decide (`satisfy any` with `deny all` or
+    // `auth_basic` still applies): NGX_OK would grant access under `satisfy any`.
     if open {
-        return NGX_OK as ngx_int_t;
+        return NGX_DECLINED as ngx_int_t;
     }
     log_denial(request, status, &"no keys available", None, None);
     if headers::set_out(request.as_mut(), "Retry-After", RETRY_AFTER).is_none() {

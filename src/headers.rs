@@ -4,105 +4,143 @@ use core::ptr;
 
 use nginx_sys::{
     ngx_hash_key, ngx_http_headers_in, ngx_http_request_t, ngx_list_part_t, ngx_list_push,
-    ngx_pnalloc, ngx_pool_t, ngx_str_t, ngx_table_elt_t,
+    ngx_list_t, ngx_palloc, ngx_pnalloc, ngx_pool_t, ngx_str_t, ngx_table_elt_t,
 };
 
-/// Removes every request header named `lowcase` (already lower-case).
+/// Removes every request header whose name is one of `names` (each as [`fold_name`] gives
+/// it: lower case, `_` read as `-`), in one pass, however many copies a client sent.
 ///
-/// Elements after a removed one move down in their list part; every pointer NGINX keeps into
-/// the list (the `headers_in` fields such as `user_agent`, and the `next` links between
-/// same-name headers) is moved with them, so `$http_user_agent` and friends stay right.
-pub fn remove_in(r: &mut ngx_http_request_t, lowcase: &str) {
-    let mut part: *mut ngx_list_part_t = &mut r.headers_in.headers.part;
-    while !part.is_null() {
-        // SAFETY: `part` walks the request's header list, whose parts are pool-allocated
-        // arrays of `nelts` initialised `ngx_table_elt_t`.
-        let p = unsafe { &mut *part };
-        let elts = p.elts.cast::<ngx_table_elt_t>();
-        let mut i = 0;
-        while i < p.nelts {
-            // SAFETY: `i < nelts`.
-            let elt = unsafe { &*elts.add(i) };
-            if !is_named(elt, lowcase) {
-                i += 1;
-                continue;
-            }
-            // SAFETY: `elts.add(i)` is an element of this list; see `unlink`.
-            unsafe { unlink(r, elts, i, p.nelts) };
-            p.nelts -= 1;
+/// The kept headers are copied into one fresh part, so the list never holds an empty part
+/// after the first: NGINX's own walkers (proxy, fastcgi, grpc) read `elts[0]` of a part
+/// without checking `nelts`, and would send a stale removed header from an emptied part.
+/// Every pointer NGINX keeps into the list (the `headers_in` fields such as `user_agent`,
+/// and the `next` links between same-name headers) is moved to the copy. Nothing is touched
+/// when no header matches, the usual case. `None` when the pool is exhausted.
+pub fn strip(r: &mut ngx_http_request_t, names: &[String]) -> Option<()> {
+    if names.is_empty() {
+        return Some(());
+    }
+    let list = &mut r.headers_in.headers;
+    let (mut total, mut kept) = (0, 0);
+    for elt in elements(list) {
+        total += 1;
+        // SAFETY: `elements` yields initialised elements of the request's header list.
+        if !names.iter().any(|n| is_named(unsafe { &*elt }, n)) {
+            kept += 1;
         }
-        part = p.next;
     }
-}
-
-/// Whether a request header's name is `lowcase`.
-fn is_named(elt: &ngx_table_elt_t, lowcase: &str) -> bool {
-    if elt.key.len != lowcase.len() {
-        return false;
+    if kept == total {
+        return Some(());
     }
-    let name = if elt.lowcase_key.is_null() {
-        elt.key.data
-    } else {
-        elt.lowcase_key
-    };
-    // SAFETY: both `key.data` and, when set, `lowcase_key` hold `key.len` bytes.
-    let name = unsafe { core::slice::from_raw_parts(name, elt.key.len) };
-    name.eq_ignore_ascii_case(lowcase.as_bytes())
-}
-
-/// Drops element `i` of a part with `n` elements and repoints every reference to it or to
-/// the elements that move down.
-///
-/// # Safety
-/// `elts` must be the element array of a part of `r.headers_in.headers` holding `n > i`
-/// initialised elements.
-unsafe fn unlink(r: &mut ngx_http_request_t, elts: *mut ngx_table_elt_t, i: usize, n: usize) {
-    // SAFETY: per the contract, `i < n`.
-    let removed = unsafe { elts.add(i) };
-    // SAFETY: as above.
-    let successor = unsafe { (*removed).next };
-    repoint(r, removed, successor);
-    for k in i + 1..n {
-        // SAFETY: `k < n`, so both addresses lie inside the part.
-        let (from, to) = unsafe { (elts.add(k), elts.add(k - 1)) };
-        // SAFETY: moving one initialised element down by one slot.
-        unsafe { ptr::copy_nonoverlapping(from, to, 1) };
-        repoint(r, from, to);
+    let capacity = kept.max(list.nalloc);
+    // SAFETY: `r.pool` is the request's live pool; the result is NULL or room for
+    // `capacity` elements, suitably aligned (ngx_palloc aligns to NGX_ALIGNMENT).
+    let fresh = unsafe { ngx_palloc(r.pool, capacity * size_of::<ngx_table_elt_t>()) }
+        .cast::<ngx_table_elt_t>();
+    if fresh.is_null() {
+        return None;
     }
-}
-
-/// Replaces every pointer to `from` NGINX keeps for this request's headers by `to`.
-fn repoint(r: &mut ngx_http_request_t, from: *mut ngx_table_elt_t, to: *mut ngx_table_elt_t) {
+    // Copy the kept elements, then turn each old element's `next` into a forwarding
+    // pointer: its new address, or NULL for a removed one.
+    let mut w = 0;
+    for elt in elements(list) {
+        // SAFETY: `elt` is an initialised element of the old parts, which stay allocated in
+        // the pool; `fresh` has room for `kept <= capacity` elements, written in order.
+        unsafe {
+            if names.iter().any(|n| is_named(&*elt, n)) {
+                (*elt).next = ptr::null_mut();
+            } else {
+                ptr::copy_nonoverlapping(elt, fresh.add(w), 1);
+                (*elt).next = fresh.add(w);
+                w += 1;
+            }
+        }
+    }
+    // Only known headers have a meaningful `next` (NGINX leaves it unset on the others):
+    // follow each known field's chain of same-name headers and translate its links. The
+    // elements of one chain share a name, so they are all kept or all removed.
     let base = ptr::addr_of_mut!(r.headers_in).cast::<u8>();
     // SAFETY: `ngx_http_headers_in` is NGINX's static table of known request headers, ended by
     // an entry with an empty name; a non-zero `offset` is that of an `ngx_table_elt_t *` field
-    // of `ngx_http_headers_in_t`.
+    // of `ngx_http_headers_in_t`, NULL or the head of a chain of old elements.
     unsafe {
         let mut known = ptr::addr_of!(ngx_http_headers_in).cast::<nginx_sys::ngx_http_header_t>();
         while (*known).name.len != 0 {
             if (*known).offset != 0 {
                 let field = base.add((*known).offset).cast::<*mut ngx_table_elt_t>();
-                if *field == from {
-                    *field = to;
+                *field = forward(*field);
+                let mut h = *field;
+                // A chain holds at most every kept element once.
+                for _ in 0..kept {
+                    let Some(copy) = h.as_mut() else { break };
+                    copy.next = forward(copy.next);
+                    h = copy.next;
                 }
             }
             known = known.add(1);
         }
     }
-    let mut part: *mut ngx_list_part_t = &mut r.headers_in.headers.part;
-    while !part.is_null() {
-        // SAFETY: as in `remove_in`.
-        let p = unsafe { &*part };
-        let elts = p.elts.cast::<ngx_table_elt_t>();
-        for k in 0..p.nelts {
-            // SAFETY: `k < nelts`.
-            let elt = unsafe { &mut *elts.add(k) };
-            if elt.next == from {
-                elt.next = to;
-            }
+    let list = &mut r.headers_in.headers;
+    list.part.elts = fresh.cast();
+    list.part.nelts = kept;
+    list.part.next = ptr::null_mut();
+    list.nalloc = capacity;
+    list.last = ptr::addr_of_mut!(list.part);
+    Some(())
+}
+
+/// Where an old element of a list that `strip` rebuilt now lives.
+///
+/// # Safety
+/// `p` is NULL or an old element whose `next` `strip` replaced by its forwarding address.
+unsafe fn forward(p: *mut ngx_table_elt_t) -> *mut ngx_table_elt_t {
+    if p.is_null() {
+        return p;
+    }
+    // SAFETY: per the contract.
+    unsafe { (*p).next }
+}
+
+/// The elements of a header list, part by part.
+fn elements(list: &mut ngx_list_t) -> impl Iterator<Item = *mut ngx_table_elt_t> {
+    let mut part: *mut ngx_list_part_t = &mut list.part;
+    let mut i = 0;
+    core::iter::from_fn(move || loop {
+        // SAFETY: `part` walks the list's parts, pool-allocated arrays of `nelts` initialised
+        // `ngx_table_elt_t`; the list outlives the iterator, which the caller drops before
+        // changing the list's shape.
+        let p = unsafe { part.as_mut() }?;
+        if i < p.nelts {
+            i += 1;
+            // SAFETY: `i - 1 < nelts`.
+            return Some(unsafe { p.elts.cast::<ngx_table_elt_t>().add(i - 1) });
         }
         part = p.next;
+        i = 0;
+    })
+}
+
+/// A header name as the module compares it: lower case, with `_` read as `-` (NGINX passes
+/// `X_User_Id` on with `underscores_in_headers on`, and many upstreams read it as `X-User-Id`).
+pub fn fold_name(name: &str) -> String {
+    name.bytes().map(|b| char::from(fold(b))).collect()
+}
+
+fn fold(b: u8) -> u8 {
+    match b {
+        b'_' => b'-',
+        b => b.to_ascii_lowercase(),
     }
+}
+
+/// Whether a request header's name folds to `folded` (see [`fold_name`]).
+fn is_named(elt: &ngx_table_elt_t, folded: &str) -> bool {
+    if elt.key.len != folded.len() {
+        return false;
+    }
+    // SAFETY: `key.data` holds `key.len` bytes.
+    let name = unsafe { core::slice::from_raw_parts(elt.key.data, elt.key.len) };
+    name.iter().zip(folded.bytes()).all(|(&a, b)| fold(a) == b)
 }
 
 /// Appends a request header for the upstream. `None` when the pool is exhausted.
@@ -175,4 +213,21 @@ pub fn copy_str(pool: *mut ngx_pool_t, s: &str) -> Option<ngx_str_t> {
     // SAFETY: `data` has room for `s.len()` bytes and does not overlap `s`.
     unsafe { ptr::copy_nonoverlapping(s.as_ptr(), data, s.len()) };
     Some(ngx_str_t { len: s.len(), data })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fold_name;
+
+    #[test]
+    fn names_fold_case_and_underscores() {
+        for (name, want) in [
+            ("X-User-Id", "x-user-id"),
+            ("X_USER_ID", "x-user-id"),
+            ("x_user-Id", "x-user-id"),
+            ("Authorization", "authorization"),
+        ] {
+            assert_eq!(fold_name(name), want, "{name}");
+        }
+    }
 }

@@ -4,11 +4,13 @@ use core::ffi::{c_char, c_void};
 use core::ptr;
 
 use nginx_sys::{
-    ngx_array_push, ngx_conf_t, ngx_http_handler_pt, ngx_http_module_t,
-    ngx_http_phases_NGX_HTTP_ACCESS_PHASE, ngx_int_t, ngx_module_t, NGX_ERROR, NGX_HTTP_MODULE,
-    NGX_OK,
+    ngx_array_push, ngx_conf_t, ngx_http_handler_pt, ngx_http_module_t, ngx_http_phases,
+    ngx_http_phases_NGX_HTTP_ACCESS_PHASE, ngx_http_phases_NGX_HTTP_POST_READ_PHASE, ngx_int_t,
+    ngx_module_t, NGX_ERROR, NGX_HTTP_MODULE, NGX_OK,
 };
-use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
+use ngx::http::{
+    HttpModule, HttpModuleLocationConf, HttpModuleMainConf, HttpModuleServerConf, NgxHttpCoreModule,
+};
 
 pub mod authn;
 pub mod cache;
@@ -56,14 +58,22 @@ impl HttpModule for HttpAuthJwtModule {
         let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(cf) else {
             return NGX_ERROR as ngx_int_t;
         };
-        let phase = &mut cmcf.phases[ngx_http_phases_NGX_HTTP_ACCESS_PHASE as usize];
-        // SAFETY: the access phase's handler array holds `ngx_http_handler_pt` elements.
-        let h = unsafe { ngx_array_push(&mut phase.handlers) }.cast::<ngx_http_handler_pt>();
-        if h.is_null() {
-            return NGX_ERROR as ngx_int_t;
+        // Client copies of identity headers go before any phase, variable or subrequest
+        // can see them; the token is checked in the access phase.
+        for (phase, handler) in [
+            (
+                ngx_http_phases_NGX_HTTP_POST_READ_PHASE,
+                handler::strip_handler as Handler,
+            ),
+            (
+                ngx_http_phases_NGX_HTTP_ACCESS_PHASE,
+                handler::access_handler,
+            ),
+        ] {
+            if add_handler(cmcf, phase, handler).is_none() {
+                return NGX_ERROR as ngx_int_t;
+            }
         }
-        // SAFETY: `h` is the freshly pushed, uninitialised slot.
-        unsafe { *h = Some(handler::access_handler) };
         let Some(mcf) = HttpAuthJwtModule::main_conf_mut(cf) else {
             return NGX_ERROR as ngx_int_t;
         };
@@ -73,6 +83,28 @@ impl HttpModule for HttpAuthJwtModule {
             Err(()) => NGX_ERROR as ngx_int_t,
         }
     }
+}
+
+type Handler = unsafe extern "C" fn(*mut nginx_sys::ngx_http_request_t) -> ngx_int_t;
+
+/// Appends `handler` to a phase's handler array (NGINX runs the array backwards: a module
+/// loaded later runs first).
+fn add_handler(
+    cmcf: &mut nginx_sys::ngx_http_core_main_conf_t,
+    phase: ngx_http_phases,
+    handler: Handler,
+) -> Option<()> {
+    let phase = &mut cmcf.phases[phase as usize];
+    // SAFETY: a phase's handler array holds `ngx_http_handler_pt` elements.
+    let h = unsafe { ngx_array_push(&mut phase.handlers) }.cast::<ngx_http_handler_pt>();
+    // SAFETY: a non-NULL `h` is the freshly pushed, uninitialised slot.
+    unsafe { h.as_mut() }?.replace(handler);
+    Some(())
+}
+
+// SAFETY: `JwtSrvConf` is what `create_srv_conf` below allocates for this module.
+unsafe impl HttpModuleServerConf for HttpAuthJwtModule {
+    type ServerConf = conf::JwtSrvConf;
 }
 
 // SAFETY: `JwtMainConf` is what `create_main_conf` below allocates for this module.
@@ -97,8 +129,8 @@ static NGX_HTTP_AUTH_JWT_MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
     postconfiguration: Some(HttpAuthJwtModule::postconfiguration),
     create_main_conf: Some(HttpAuthJwtModule::create_main_conf),
     init_main_conf: None,
-    create_srv_conf: None,
-    merge_srv_conf: None,
+    create_srv_conf: Some(HttpAuthJwtModule::create_srv_conf),
+    merge_srv_conf: Some(merge_srv_conf),
     create_loc_conf: Some(HttpAuthJwtModule::create_loc_conf),
     merge_loc_conf: Some(merge_loc_conf),
 };
@@ -110,6 +142,23 @@ unsafe extern "C" fn merge_loc_conf(
 ) -> *mut c_char {
     // SAFETY: NGINX passes two location configurations created by this module.
     unsafe { conf::merge_loc_conf(cf, prev, conf) }
+}
+
+unsafe extern "C" fn merge_srv_conf(
+    _: *mut ngx_conf_t,
+    prev: *mut c_void,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: NGINX passes two server configurations created by this module, at different
+    // addresses.
+    let (prev, conf) = unsafe {
+        (
+            &*prev.cast::<conf::JwtSrvConf>(),
+            &mut *conf.cast::<conf::JwtSrvConf>(),
+        )
+    };
+    conf.merge(prev);
+    ptr::null_mut()
 }
 
 #[cfg(feature = "export-modules")]

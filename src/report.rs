@@ -95,7 +95,7 @@ unsafe fn respond(
     let request = unsafe { Request::from_ngx_http_request(r) };
     let log = request.log();
     contain(log, NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t, || {
-        let Some(zone) = zone::get() else {
+        let Some(zone) = HttpAuthJwtModule::main_conf(request).and_then(|m| m.zone.get()) else {
             return NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t;
         };
         let now = time::now();
@@ -107,7 +107,10 @@ unsafe fn respond(
 
 /// Each remote source as the zone holds it, with the keys this worker publishes.
 fn source_reports(request: &Request, now: i64) -> Vec<SourceReport> {
-    let (Some(mcf), Some(zone)) = (HttpAuthJwtModule::main_conf(request), zone::get()) else {
+    let Some(mcf) = HttpAuthJwtModule::main_conf(request) else {
+        return Vec::new();
+    };
+    let Some(zone) = mcf.zone.get() else {
         return Vec::new();
     };
     mcf.sources

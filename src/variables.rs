@@ -89,7 +89,9 @@ unsafe fn evaluate(
     // SAFETY: the request's connection and log live as long as the request.
     let log = unsafe { (*r.connection).log };
     let text = contain(log, None, || ctx::get(r).and_then(value));
-    let Some(text) = text else {
+    // A value with a control character could split a header or a request wherever the
+    // variable is used (`proxy_set_header`, `add_header`, a log line): never produced.
+    let Some(text) = text.filter(|t| !t.bytes().any(|b| b.is_ascii_control())) else {
         v.set_not_found(1);
         return NGX_OK as ngx_int_t;
     };

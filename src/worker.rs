@@ -13,7 +13,7 @@ use ngx::http::HttpModuleMainConf;
 use ngx::ngx_log_error;
 
 use crate::fetch::{self, Fetcher};
-use crate::{zone, HttpAuthJwtModule};
+use crate::HttpAuthJwtModule;
 
 /// This worker's fetcher, if its configuration has remote keys.
 static FETCHER: Mutex<Option<Fetcher>> = Mutex::new(None);
@@ -32,9 +32,27 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
     let Some(mcf) = HttpAuthJwtModule::main_conf(cycle) else {
         return NGX_OK as ngx_int_t;
     };
-    let (Some(zone), false) = (zone::get(), mcf.sources.is_empty()) else {
+    let (Some(zone), false) = (mcf.zone.get(), mcf.sources.is_empty()) else {
         return NGX_OK as ngx_int_t;
     };
+    // The cycle has committed: sources the zone had no free slot for take over the slot of
+    // a URI this configuration no longer names.
+    let urls: Vec<&str> = mcf.sources.iter().map(|s| s.url()).collect();
+    for source in mcf.sources.iter().filter(|s| s.slot.get().is_none()) {
+        match zone.claim(source.url(), &urls, true) {
+            Some(i) => {
+                let _ = source.slot.set(i);
+            }
+            None => {
+                ngx_log_error!(
+                    NGX_LOG_ALERT,
+                    cycle.log,
+                    "auth_jwt: no zone slot for \"{}\"",
+                    source.url()
+                );
+            }
+        }
+    }
     fetch::sync_all(&mcf.sources, zone);
     let started = with_signals_blocked(|| Fetcher::start(mcf.sources.clone(), zone));
     match started {

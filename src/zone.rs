@@ -172,15 +172,21 @@ unsafe impl Send for SlotState {}
 // SAFETY: as above.
 unsafe impl Sync for SlotState {}
 
-/// The zone of the current cycle, set in the master when the zone is initialised and
-/// inherited by workers across `fork`.
-static ZONE: AtomicPtr<ZoneData> = AtomicPtr::new(ptr::null_mut());
+/// A cycle's handle on its zone, kept in that cycle's main configuration (never in a
+/// process-wide static: a reload that fails after its zone was initialised frees that zone
+/// with the cycle, while the running cycle, and the workers the master forks for it, go on
+/// with their own).
+#[derive(Debug, Default)]
+pub struct ZoneRef(AtomicPtr<ZoneData>);
 
-/// The zone, once initialised.
-pub fn get() -> Option<&'static ZoneData> {
-    // SAFETY: a non-NULL value points at a `ZoneData` in shared memory that stays mapped for
-    // the life of every process that can see this cycle.
-    unsafe { ZONE.load(Ordering::Acquire).as_ref() }
+impl ZoneRef {
+    /// The zone, once this cycle's zone is initialised.
+    pub fn get(&self) -> Option<&'static ZoneData> {
+        // SAFETY: a non-NULL value was stored by `init` for this configuration's cycle and
+        // points at a `ZoneData` in shared memory that stays mapped as long as that cycle
+        // (and so this configuration) lives.
+        unsafe { self.0.load(Ordering::Acquire).as_ref() }
+    }
 }
 
 impl SlotState {
@@ -255,24 +261,36 @@ impl ZoneData {
         sum
     }
 
-    /// The slot for `uri`: the one already holding it (its keys survive a reload), else a free
-    /// one, else one whose URI no longer appears in `wanted`.
-    pub fn claim(&self, uri: &str, wanted: &[&str]) -> Option<usize> {
-        let find = |pred: &dyn Fn(&SlotState) -> bool| {
-            self.slots
-                .iter()
-                .position(|s| s.read().is_some_and(|st| pred(&st)))
-        };
-        if let Some(i) = find(&|s| s.uri.as_str() == uri) {
-            return Some(i);
-        }
-        let i = find(&|s| s.uri.as_str().is_empty())
-            .or_else(|| find(&|s| !wanted.contains(&s.uri.as_str())))?;
+    /// The slot for `uri` (see [`choose_slot`]), reset for it unless it already holds it.
+    pub fn claim(&self, uri: &str, wanted: &[&str], take_over: bool) -> Option<usize> {
+        let held: Vec<String> = self
+            .slots
+            .iter()
+            .map(|s| s.read().map(|st| st.uri.as_str().to_owned()))
+            .collect::<Option<_>>()?;
+        let held: Vec<&str> = held.iter().map(String::as_str).collect();
+        let i = choose_slot(&held, uri, wanted, take_over)?;
         let slot = &self.slots[i];
-        slot.write()?.reset(self, uri);
-        slot.wake.store(0, Ordering::Relaxed);
+        let mut st = slot.write()?;
+        // Another process may have claimed it between the look and the lock: look again.
+        choose_slot(&[st.uri.as_str()], uri, wanted, take_over)?;
+        if st.uri.as_str() != uri {
+            st.reset(self, uri);
+            slot.wake.store(0, Ordering::Relaxed);
+        }
         Some(i)
     }
+}
+
+/// Which slot `uri` may use, given the URI each slot holds ("" when free): the one already
+/// holding it (its keys survive a reload), else a free one. With `take_over`, else one whose
+/// URI no longer appears in `wanted`: only once the cycle has committed (from a worker),
+/// since until then a failed reload leaves the running configuration using every slot it had.
+fn choose_slot(held: &[&str], uri: &str, wanted: &[&str], take_over: bool) -> Option<usize> {
+    let find = |pred: &dyn Fn(&str) -> bool| held.iter().position(|h| pred(h));
+    find(&|h| h == uri)
+        .or_else(|| find(&str::is_empty))
+        .or_else(|| take_over.then(|| find(&|h| !wanted.contains(&h))).flatten())
 }
 
 /// `ngx_shm_zone_t.init`: reuses the previous cycle's table when its layout matches, else
@@ -283,6 +301,7 @@ impl ZoneData {
 pub unsafe fn init(
     shm_zone: *mut ngx_shm_zone_t,
     old: *mut c_void,
+    handle: &ZoneRef,
     on_ready: impl FnOnce(&'static ZoneData) -> bool,
 ) -> ngx_int_t {
     // SAFETY: NGINX passes the zone being initialised; its `shm.addr` is the slab pool.
@@ -319,12 +338,37 @@ pub unsafe fn init(
         }
     };
     shm_zone.data = zone.cast();
-    ZONE.store(zone, Ordering::Release);
+    handle.0.store(zone, Ordering::Release);
     // SAFETY: `zone` points at an initialised `ZoneData` in shared memory.
     let zone: &'static ZoneData = unsafe { &*zone };
     if on_ready(zone) {
         NGX_OK as ngx_int_t
     } else {
         NGX_ERROR as ngx_int_t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_table_is_taken_over_only_after_commit() {
+        let running: Vec<String> = (0..4).map(|i| format!("https://a/{i}")).collect();
+        let held: Vec<&str> = running.iter().map(String::as_str).collect();
+        let new = ["https://b/0", "https://a/2"];
+        // Held slots are found again, whatever the phase.
+        assert_eq!(choose_slot(&held, "https://a/2", &new, false), Some(2));
+        assert_eq!(choose_slot(&held, "https://a/2", &new, true), Some(2));
+        // A new cycle's URI, before commit: no slot of the running cycle's.
+        assert_eq!(choose_slot(&held, new[0], &new, false), None);
+        // After commit, the first slot of a URI the cycle no longer names.
+        assert_eq!(choose_slot(&held, new[0], &new, true), Some(0));
+        // A free slot goes first, in either phase.
+        let with_free = ["https://a/0", "", "https://a/2"];
+        assert_eq!(choose_slot(&with_free, new[0], &new, false), Some(1));
+        assert_eq!(choose_slot(&with_free, new[0], &new, true), Some(1));
+        // Nothing to take when every slot is still wanted.
+        assert_eq!(choose_slot(&held, new[0], &held, true), None);
     }
 }

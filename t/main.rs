@@ -2,6 +2,7 @@
 
 mod harness;
 
+mod access;
 mod algorithms;
 mod attacks;
 mod challenge;
@@ -19,6 +20,7 @@ mod panic;
 mod remote;
 mod require;
 mod smoke;
+mod spoofing;
 mod token;
 mod variables;
 mod workers;

@@ -253,3 +253,58 @@ fn variables_in_the_access_log() {
     );
     nginx.finish();
 }
+
+/// A signed value holding CR, LF, NUL or another control character never becomes a variable's
+/// value: `proxy_set_header X-Name $jwt_claim_name` would otherwise smuggle a header (or a
+/// whole request) to the upstream, and `add_header` would split the response.
+#[test]
+fn control_characters_never_reach_a_variable() {
+    let nginx = Nginx::http(CONF).start();
+    let mut f = Failures::new();
+    for (what, value) in [
+        ("crlf", "alice\r\nX-Evil: 1"),
+        ("lf", "alice\nX-Evil: 1"),
+        ("cr", "alice\rX-Evil: 1"),
+        ("nul", "alice\u{0}"),
+        ("tab", "alice\tx"),
+        ("del", "alice\u{7f}"),
+    ] {
+        let token = Jwt::new("RS256")
+            .claim("sub", json!(value))
+            .claim("email", json!(value))
+            .claim("org", json!({"id": value}))
+            .claim("roles", json!(["a", value]))
+            .header("x-custom", json!(value))
+            .encode();
+        let resp = nginx.get("/").bearer(&token).send();
+        f.check(what, crate::harness::expect::upstream(&resp));
+        expect_headers(
+            &mut f,
+            what,
+            &resp,
+            &[
+                ("x-sub", ""),
+                ("x-email", ""),
+                ("x-tenant", ""),
+                ("x-roles", ""),
+                ("x-custom", ""),
+                ("x-status", "ok"),
+            ],
+        );
+        f.check(
+            what,
+            match (resp.echo("x-jwt-sub"), resp.header("x-evil")) {
+                (Some(sub), None) if sub.is_empty() => Ok(()),
+                other => Err(format!("x-jwt-sub and x-evil: {other:?}")),
+            },
+        );
+    }
+    // JSON allows CR, LF and TAB as whitespace: the payload text is refused whole.
+    let payload = format!("{{\"sub\":\"alice\",\r\n\"exp\":{}}}", now() + 600);
+    let token = Jwt::new("RS256").raw_payload(payload).encode();
+    let resp = nginx.get("/payload/").bearer(&token).send();
+    f.check("payload", crate::harness::expect::upstream(&resp));
+    expect_headers(&mut f, "payload", &resp, &[("x-payload", "")]);
+    f.assert();
+    nginx.finish();
+}

@@ -166,6 +166,53 @@ fn refused_reload_keeps_the_running_configuration() {
     nginx.finish();
 }
 
+/// A reload that fails after NGINX made the new cycle's shared zone (a changed
+/// `auth_jwt_zone` size, then a `listen` on a busy port) must leave nothing of that cycle
+/// behind: NGINX frees its zone, and a worker respawned afterwards uses the running one.
+#[test]
+fn a_failed_reload_with_a_new_zone_leaves_respawned_workers_working() {
+    let mut nginx = Nginx::http(&conf("")).workers(2).start();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let failing = conf("").replace(
+        "server {",
+        &format!("auth_jwt_zone 2m;\n    server {{\n        listen 127.0.0.1:{port};"),
+    );
+    let err = nginx.reload_with(&failing).unwrap_err();
+    assert!(err.contains("Address already in use"), "{err}");
+    let victims = nginx.worker_pids();
+    for &victim in &victims {
+        Nginx::signal(victim, "KILL");
+    }
+    let replaced = crate::harness::poll_until(Duration::from_secs(10), || {
+        let pids = nginx.worker_pids();
+        (pids.len() == 2 && pids.iter().all(|p| !victims.contains(p))).then_some(())
+    });
+    assert!(
+        replaced.is_some(),
+        "workers not replaced: {:?}",
+        nginx.worker_pids()
+    );
+    let mut f = Failures::new();
+    for i in 0..20 {
+        f.check(
+            &format!("good {i}"),
+            nginx
+                .check_accepted("/", &Jwt::new("RS256").encode())
+                .map(|_| ()),
+        );
+    }
+    f.assert();
+    let log = nginx.error_log();
+    assert!(!log.contains("signal 11"), "{log}");
+    nginx.allow_log("Address already in use");
+    nginx.allow_log("still could not bind()");
+    for victim in victims {
+        nginx.allow_log(&format!("{victim} exited on signal 9"));
+    }
+    nginx.finish();
+}
+
 #[test]
 fn a_killed_worker_is_replaced_and_the_new_one_verifies() {
     let mut nginx = Nginx::http(&conf("")).workers(2).start();

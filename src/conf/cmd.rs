@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use nginx_sys::{
     ngx_command_t, ngx_conf_set_flag_slot, ngx_conf_set_sec_slot, ngx_conf_set_size_slot,
-    ngx_conf_t,
+    ngx_conf_t, ngx_http_conf_ctx_t,
 };
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
-use ngx::http::HttpModuleMainConf;
+use ngx::http::{HttpModuleMainConf, HttpModuleServerConf};
 use ngx::ngx_log_error;
 
 use super::ext::{args, complex_value, fail, full_path};
@@ -244,6 +244,10 @@ pub(super) extern "C" fn cmd_add_identity_header(
     _: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
+    // SAFETY: during parsing `cf->ctx` is the enclosing block's context; inside a location
+    // its `srv_conf` is the server's. That configuration is not `conf` (a JwtLocConf).
+    let scf = unsafe { (*cf).ctx.cast::<ngx_http_conf_ctx_t>().as_ref() }
+        .and_then(HttpAuthJwtModule::server_conf_mut);
     // SAFETY: registered with NGX_HTTP_LOC_CONF_OFFSET, so `conf` is a JwtLocConf.
     unsafe {
         with_conf(cf, conf, |lcf: &mut JwtLocConf, args| {
@@ -258,6 +262,8 @@ pub(super) extern "C" fn cmd_add_identity_header(
                 lowcase,
                 claim,
             });
+            // Every request of the server loses the client's copies (see JwtSrvConf).
+            scf.ok_or("no server configuration")?.add(args[0]);
             Ok(())
         })
     }

@@ -11,6 +11,7 @@ use crate::jwt::verify::KeySet;
 use crate::keys::RemoteSource;
 use crate::metrics::FileReport;
 use crate::variables::PathVar;
+use crate::zone::ZoneRef;
 
 /// Default `auth_jwt_max_size`.
 pub(super) const DEFAULT_MAX_SIZE: usize = 16 * 1024;
@@ -35,6 +36,8 @@ pub struct JwtMainConf {
     /// Boxed so that the address handed to NGINX as variable data never moves.
     #[allow(clippy::vec_box)]
     pub vars: Vec<Box<PathVar>>,
+    /// This cycle's shared zone, set when NGINX initialises it.
+    pub zone: ZoneRef,
 }
 
 impl Default for JwtMainConf {
@@ -45,6 +48,7 @@ impl Default for JwtMainConf {
             zone_size: NGX_CONF_UNSET_SIZE,
             files: Vec::new(),
             vars: Vec::new(),
+            zone: ZoneRef::default(),
         }
     }
 }

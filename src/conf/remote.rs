@@ -143,7 +143,7 @@ pub unsafe fn add_zone(cf: *mut ngx_conf_t, mcf: &mut JwtMainConf) -> Result<(),
     Ok(())
 }
 
-/// Claims a zone slot for every source of the new configuration.
+/// Claims a zone slot for the sources of the new configuration.
 extern "C" fn init_zone(shm_zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_int_t {
     // SAFETY: `data` is the main configuration stored by `add_zone`; it lives as long as the
     // cycle being initialised.
@@ -151,11 +151,15 @@ extern "C" fn init_zone(shm_zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_
     let urls: Vec<&str> = mcf.sources.iter().map(|s| s.url()).collect();
     // SAFETY: NGINX calls this hook with the zone and the previous cycle's data.
     unsafe {
-        zone::init(shm_zone, old, |zone| {
-            mcf.sources.iter().all(|source| {
-                zone.claim(source.url(), &urls)
-                    .is_some_and(|i| source.slot.set(i).is_ok() || source.slot.get() == Some(&i))
-            })
+        zone::init(shm_zone, old, &mcf.zone, |zone| {
+            // Free or already held slots only: a source left without one takes over a slot
+            // of a URI no longer configured once the cycle runs (worker::init_process).
+            for source in &mcf.sources {
+                if let Some(i) = zone.claim(source.url(), &urls, false) {
+                    let _ = source.slot.set(i);
+                }
+            }
+            true
         })
     }
 }

@@ -98,6 +98,41 @@ impl Request {
     }
 }
 
+impl Request {
+    /// Sends the request over HTTP/2 (cleartext, prior knowledge) with curl, which lower-cases
+    /// the names; the body and `Connection: close` are not sent.
+    pub fn send_h2(&self) -> Response {
+        let mut cmd = std::process::Command::new("curl");
+        cmd.args(["-sS", "-i", "--http2-prior-knowledge", "--max-time", "10"])
+            .args(["-X", &self.method]);
+        if self.header_value("host").is_none() {
+            cmd.args(["-H", "Host: localhost"]);
+        }
+        for (name, value) in &self.headers {
+            // curl sends `name;` as a header with an empty value.
+            let arg = if value.is_empty() {
+                format!("{name};")
+            } else {
+                format!("{name}: {value}")
+            };
+            cmd.args(["-H", &arg]);
+        }
+        cmd.arg(format!("http://127.0.0.1:{}{}", self.port, self.target));
+        let out = cmd
+            .output()
+            .unwrap_or_else(|e| panic!("curl (HTTP/2): {e}"));
+        assert!(
+            out.status.success(),
+            "curl (HTTP/2) {} {}: {}",
+            self.method,
+            self.target,
+            lossy(&out.stderr)
+        );
+        Response::parse(&out.stdout, self.method.eq_ignore_ascii_case("HEAD"))
+            .unwrap_or_else(|e| panic!("HTTP/2 {} {}: {e}", self.method, self.target))
+    }
+}
+
 /// Sends raw bytes to 127.0.0.1:`port` and parses what comes back up to EOF.
 pub fn send_raw(port: u16, bytes: &[u8], head: bool) -> Result<Response, String> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
@@ -171,7 +206,7 @@ impl Response {
         let status_line = lines.next().unwrap_or_default();
         let mut parts = status_line.splitn(3, ' ');
         let version = parts.next().unwrap_or_default();
-        if !version.starts_with("HTTP/1.") {
+        if !version.starts_with("HTTP/1.") && version != "HTTP/2" {
             return Err(format!("bad status line {status_line:?}"));
         }
         let status = parts
