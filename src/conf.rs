@@ -79,16 +79,16 @@ pub static mut NGX_HTTP_AUTH_JWT_COMMANDS: [ngx_command_t; 23] = [
     command!(
         "auth_jwt_issuer",
         ANY_LOC | NGX_CONF_1MORE,
-        cmd_set_list,
+        cmd_set_list::<ISSUERS>,
         NGX_HTTP_LOC_CONF_OFFSET,
-        mem::offset_of!(JwtLocConf, issuers)
+        0
     ),
     command!(
         "auth_jwt_audience",
         ANY_LOC | NGX_CONF_1MORE,
-        cmd_set_list,
+        cmd_set_list::<AUDIENCES>,
         NGX_HTTP_LOC_CONF_OFFSET,
-        mem::offset_of!(JwtLocConf, audiences)
+        0
     ),
     command!(
         "auth_jwt_algorithms",

@@ -84,8 +84,10 @@ unsafe fn evaluate(
     v: *mut ngx_variable_value_t,
     value: impl FnOnce(&JwtCtx) -> Option<String>,
 ) -> ngx_int_t {
-    // SAFETY: NGINX passes the live request and its variable slot.
-    let (r, v) = unsafe { (&mut *r, &mut *v) };
+    // SAFETY: NGINX passes the live request and its variable slot. The request is only read:
+    // NGINX enters here while the access handler holds its own (shared) borrow, e.g. from
+    // `auth_jwt_require`'s complex values; the pool is reached through its raw pointer.
+    let (r, v) = unsafe { (&*r, &mut *v) };
     // SAFETY: the request's connection and log live as long as the request.
     let log = unsafe { (*r.connection).log };
     let text = contain(log, None, || ctx::get(r).and_then(value));

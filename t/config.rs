@@ -449,3 +449,38 @@ fn unknown_directive_is_not_swallowed() {
     check_location("auth_jwt_bogus on;")
         .assert_emerg("auth_jwt_bogus", &["unknown directive \"auth_jwt_bogus\""]);
 }
+
+/// A token in the query string lands in NGINX's own log lines (the request line of the
+/// access log and the `request:` part of every error-log line, the module's denials too):
+/// `nginx -t` says so, once per directive, and stays a warning.
+#[test]
+fn a_token_from_the_query_string_is_warned_about() {
+    let mut f = Failures::new();
+    for (token, warned) in [
+        ("token=$arg_access_token", true),
+        ("token=$args", true),
+        ("token=$query_string", true),
+        ("token=$request_uri", true),
+        ("token=${arg_t}", true),
+        ("token=$cookie_session", false),
+        ("token=$http_x_token", false),
+        ("", false),
+    ] {
+        let check = check_location(&format!(
+            "auth_jwt \"api\" {token};\n auth_jwt_key_file {{{{keys}}}}/jwks.json;"
+        ));
+        let warning = check
+            .stderr
+            .lines()
+            .filter(|l| l.contains("[warn]") && l.contains("query string"))
+            .count();
+        f.check(
+            token,
+            match (check.ok, warning, warned) {
+                (true, 1, true) | (true, 0, false) => Ok(()),
+                _ => Err(check.stderr.clone()),
+            },
+        );
+    }
+    f.assert();
+}

@@ -16,7 +16,8 @@ use super::ext::{args, complex_value, fail, full_path};
 use super::loc::{IdentityHeader, JwtLocConf, JwtMainConf, Mode, Requirement, MAX_KEY_FILE};
 use super::value::{
     parse_algorithms, parse_auth_jwt, parse_cache, parse_fail_mode, parse_header_name, parse_path,
-    parse_require, parse_resource_metadata, parse_scope, parse_variable_name, AuthJwtArgs,
+    parse_require, parse_resource_metadata, parse_scope, parse_variable_name, token_in_query,
+    AuthJwtArgs,
 };
 use crate::jwks;
 use crate::metrics::FileReport;
@@ -30,6 +31,8 @@ pub(super) const JWKS: bool = false;
 pub(super) const DISCOVERY: bool = true;
 pub(super) const CLAIMS: bool = true;
 pub(super) const HEADER: bool = false;
+pub(super) const ISSUERS: bool = true;
+pub(super) const AUDIENCES: bool = false;
 
 /// NGINX's slot setters, with their errors reworded in the module's one style.
 pub(super) extern "C" fn cmd_slot<const KIND: u8>(
@@ -121,11 +124,18 @@ pub(super) extern "C" fn cmd_set_auth_jwt(
             lcf.mode = Some(match parse_auth_jwt(args).map_err(|e| e.to_string())? {
                 AuthJwtArgs::Off => Mode::Off,
                 AuthJwtArgs::On { realm, token } => Mode::On {
-                    realm: complex_value(cf, realm).ok_or("invalid realm")?,
+                    // A warning, not an error: some clients (WebSocket, EventSource) cannot
+                    // send a header.
                     token: match token {
-                        Some(t) => Some(complex_value(cf, t).ok_or("invalid token variable")?),
+                        Some(t) => {
+                            if token_in_query(t) {
+                                warn_token_in_query(cf, t);
+                            }
+                            Some(complex_value(cf, t).ok_or("invalid token variable")?)
+                        }
                         None => None,
                     },
+                    realm: complex_value(cf, realm).ok_or("invalid realm")?,
                     declared_at: conf_position(cf),
                 },
             });
@@ -189,16 +199,21 @@ fn read_key_file(path: &str) -> Result<jwks::Parsed, String> {
     Ok(parsed)
 }
 
-pub(super) extern "C" fn cmd_set_list(
+/// `auth_jwt_issuer` (`ISSUERS`) and `auth_jwt_audience`.
+pub(super) extern "C" fn cmd_set_list<const ISSUERS: bool>(
     cf: *mut ngx_conf_t,
-    cmd: *mut ngx_command_t,
+    _: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: `cmd->offset` names an `Option<Vec<String>>` field of the JwtLocConf at `conf`.
+    // SAFETY: registered with NGX_HTTP_LOC_CONF_OFFSET, so `conf` is a JwtLocConf.
     unsafe {
-        let field = conf.byte_add((*cmd).offset).cast::<Option<Vec<String>>>();
-        with_conf(cf, conf, |_: &mut JwtLocConf, args| {
-            set_once(&mut *field, || {
+        with_conf(cf, conf, |lcf: &mut JwtLocConf, args| {
+            let field = if ISSUERS {
+                &mut lcf.issuers
+            } else {
+                &mut lcf.audiences
+            };
+            set_once(field, || {
                 Ok::<_, String>(args.iter().map(|a| (*a).to_owned()).collect())
             })
         })
@@ -346,6 +361,18 @@ pub(super) extern "C" fn cmd_set_cache(
             set_once(&mut mcf.cache, || parse_cache(args[0]))
         })
     }
+}
+
+/// `[warn] ... in file:line`: the token would be written to NGINX's logs with the request line.
+///
+/// # Safety
+/// `cf` must be the live configuration context of the directive being parsed.
+unsafe fn warn_token_in_query(cf: *mut ngx_conf_t, value: &str) {
+    ngx::ngx_conf_log_error!(
+        nginx_sys::NGX_LOG_WARN,
+        cf,
+        "\"auth_jwt\" takes the token from the query string (token={value}): NGINX writes it to the access log and to every error-log line about the request (\"request:\"), the module's own denials included; prefer a header or a cookie"
+    );
 }
 
 /// `file:line` of the directive being parsed.

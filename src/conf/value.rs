@@ -77,6 +77,19 @@ pub fn parse_auth_jwt<'a>(args: &[&'a str]) -> Result<AuthJwtArgs<'a>, ConfError
     }
 }
 
+/// Whether a `token=` value reads the query string, which NGINX writes into its log lines
+/// (`$request_uri`, `$args`, `$query_string`, `$arg_*`, braced or not).
+pub fn token_in_query(value: &str) -> bool {
+    value.split('$').skip(1).any(|var| {
+        let name = var.strip_prefix('{').unwrap_or(var);
+        let end = name
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(name.len());
+        let name = &name[..end];
+        matches!(name, "args" | "query_string" | "request_uri") || name.starts_with("arg_")
+    })
+}
+
 fn check_realm(realm: &str) -> Result<&str, ConfError> {
     if realm.bytes().any(|b| b.is_ascii_control()) {
         return Err(ConfError::Other(
@@ -329,6 +342,25 @@ pub fn parse_cache(arg: &str) -> Result<usize, ConfError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn token_variables_in_the_query_string_are_recognised() {
+        for (value, want) in [
+            ("$arg_access_token", true),
+            ("${arg_t}", true),
+            ("$args", true),
+            ("$query_string", true),
+            ("$request_uri", true),
+            ("x$cookie_a$arg_b", true),
+            ("$cookie_session", false),
+            ("$http_x_token", false),
+            ("$argument", false),
+            ("$args_x", false),
+            ("$jwt", false),
+        ] {
+            assert_eq!(super::token_in_query(value), want, "{value}");
+        }
+    }
+
     use super::*;
 
     #[test]
