@@ -95,8 +95,8 @@ fn troubleshooting_log_lines_are_real() {
     }
     let log = nginx.log_since(mark);
 
-    // The configuration error, from `nginx -t`.
-    let check = Nginx::http(r#"server { listen 127.0.0.1:{{port}}; location / { auth_jwt "api"; proxy_pass {{upstream}}; } }"#).check();
+    // The configuration error and the query-string warning, from `nginx -t`.
+    let check = Nginx::http(r#"server { listen 127.0.0.1:{{port}}; location / { auth_jwt "api" token=$arg_t; proxy_pass {{upstream}}; } }"#).check();
     assert!(!check.ok);
 
     let remote = include_str!("remote.rs");
