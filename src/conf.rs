@@ -209,12 +209,15 @@ pub unsafe extern "C" fn merge_loc_conf(
 ) -> *mut c_char {
     // SAFETY: see the function's contract.
     let (prev, conf) = unsafe { (&*prev.cast::<JwtLocConf>(), &mut *conf.cast::<JwtLocConf>()) };
-    match conf.merge(prev) {
-        Ok(()) => NGX_CONF_OK,
-        Err(reason) => {
-            // SAFETY: `cf->log` is the cycle's log during configuration.
-            ngx_log_error!(NGX_LOG_EMERG, unsafe { (*cf).log }, "{reason}");
-            NGX_CONF_ERROR
+    // SAFETY: `cf->log` is the cycle's log during configuration.
+    let log = unsafe { (*cf).log };
+    crate::log::boundary("merge_loc_conf", log, NGX_CONF_ERROR, || {
+        match conf.merge(prev) {
+            Ok(()) => NGX_CONF_OK,
+            Err(reason) => {
+                ngx_log_error!(NGX_LOG_EMERG, log, "{reason}");
+                NGX_CONF_ERROR
+            }
         }
-    }
+    })
 }

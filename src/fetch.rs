@@ -193,7 +193,7 @@ impl Worker {
         let (lock, cv) = stop;
         loop {
             for i in 0..self.sources.len() {
-                if let Err(panic) = crate::log::catch(|| self.step(i, unix_now())) {
+                if let Err(panic) = crate::log::catch("fetcher", || self.step(i, unix_now())) {
                     log(
                         nginx_sys::NGX_LOG_ALERT,
                         format!("bug: panic in the key fetcher: {panic}"),

@@ -22,7 +22,7 @@ use crate::identity;
 use crate::jwt::alg::Alg;
 use crate::jwt::claims::ClaimRules;
 use crate::jwt::error::{Status, VerifyError};
-use crate::log::{contain, log_info, log_warn};
+use crate::log::{boundary, log_info, log_warn};
 use crate::zone::ZoneData;
 use crate::{headers, state, time, HttpAuthJwtModule};
 
@@ -36,7 +36,8 @@ pub unsafe extern "C" fn strip_handler(r: *mut ngx_http_request_t) -> ngx_int_t 
     // SAFETY: NGINX passes a valid request that this handler may use until it returns.
     let request = unsafe { Request::from_ngx_http_request(r) };
     let log = request.log();
-    contain(
+    boundary(
+        "strip",
         log,
         NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t,
         || match strip_identity(request) {
@@ -62,9 +63,12 @@ pub unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t
     // SAFETY: NGINX passes a valid request that this handler may use until it returns.
     let request = unsafe { Request::from_ngx_http_request(r) };
     let log = request.log();
-    let rc = contain(log, NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t, || {
-        access(request)
-    });
+    let rc = boundary(
+        "access",
+        log,
+        NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t,
+        || access(request),
+    );
     // An internal redirect checks again; the client's request is counted once.
     let internal = request.as_ref().internal() != 0;
     if let (Some(ctx), Some(zone), false) = (ctx::get(request.as_ref()), zone_of(request), internal)

@@ -146,21 +146,26 @@ fn is_named(elt: &ngx_table_elt_t, folded: &str) -> bool {
 /// Appends a request header for the upstream. `None` when the pool is exhausted.
 pub fn add_in(r: &mut ngx_http_request_t, name: &str, lowcase: &str, value: &str) -> Option<()> {
     let pool = r.pool;
+    // Copied before the element is pushed, so that a full pool never leaves an element with
+    // unset fields in the list.
+    // SAFETY: the request's pool lives as long as the request.
+    let (key, lowcase_key, value) = unsafe {
+        (
+            copy_str(pool, name)?,
+            copy_str(pool, lowcase)?,
+            copy_str(pool, value)?,
+        )
+    };
     // SAFETY: the request's header list was created by NGINX with `ngx_table_elt_t` elements.
     let h = unsafe { ngx_list_push(&mut r.headers_in.headers) }.cast::<ngx_table_elt_t>();
-    if h.is_null() {
-        return None;
-    }
-    let key = copy_str(pool, name)?;
-    let lowcase_key = copy_str(pool, lowcase)?;
-    // SAFETY: `h` is a fresh element of the list; every field is written here.
-    unsafe {
-        (*h).key = key;
-        (*h).lowcase_key = lowcase_key.data;
-        (*h).hash = ngx_hash_key(lowcase_key.data, lowcase_key.len);
-        (*h).value = copy_str(pool, value)?;
-        (*h).next = ptr::null_mut();
-    }
+    // SAFETY: a non-NULL `h` is a fresh element of the list; every field is written here.
+    let h = unsafe { h.as_mut() }?;
+    h.key = key;
+    h.lowcase_key = lowcase_key.data;
+    // SAFETY: `lowcase_key` holds `len` bytes.
+    h.hash = unsafe { ngx_hash_key(lowcase_key.data, lowcase_key.len) };
+    h.value = value;
+    h.next = ptr::null_mut();
     Some(())
 }
 
@@ -181,13 +186,14 @@ fn push_out(
     name: &'static str,
     value: &str,
 ) -> Option<*mut ngx_table_elt_t> {
-    let pool = r.pool;
+    // Copied first: a full pool never leaves an element with unset fields in the list.
+    // SAFETY: the request's pool lives as long as the request.
+    let value = unsafe { copy_str(r.pool, value) }?;
     // SAFETY: the response header list was created by NGINX with `ngx_table_elt_t` elements.
     let h = unsafe { ngx_list_push(&mut r.headers_out.headers) }.cast::<ngx_table_elt_t>();
     if h.is_null() {
         return None;
     }
-    let value = copy_str(pool, value)?;
     // SAFETY: `h` is a fresh element; every field is written before NGINX reads it. `name`
     // is static, so NGINX may keep pointing at it.
     unsafe {
@@ -204,8 +210,11 @@ fn push_out(
 }
 
 /// Copies `s` into `pool` as an `ngx_str_t`.
-pub fn copy_str(pool: *mut ngx_pool_t, s: &str) -> Option<ngx_str_t> {
-    // SAFETY: `pool` is a live request pool; `ngx_pnalloc` returns NULL or `len` bytes.
+///
+/// # Safety
+/// `pool` must be a live NGINX pool.
+pub unsafe fn copy_str(pool: *mut ngx_pool_t, s: &str) -> Option<ngx_str_t> {
+    // SAFETY: per the contract; `ngx_pnalloc` returns NULL or `len` bytes.
     let data = unsafe { ngx_pnalloc(pool, s.len().max(1)) }.cast::<u8>();
     if data.is_null() {
         return None;

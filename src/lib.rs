@@ -45,44 +45,52 @@ impl HttpModule for HttpAuthJwtModule {
 
     unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
         log::install_panic_hook();
-        // SAFETY: NGINX calls this with the `http` block's configuration context.
-        match unsafe { variables::register(cf) } {
-            Some(()) => NGX_OK as ngx_int_t,
-            None => NGX_ERROR as ngx_int_t,
-        }
+        // SAFETY: NGINX calls this with the `http` block's live configuration context.
+        let log = unsafe { (*cf).log };
+        log::boundary("preconfiguration", log, NGX_ERROR as ngx_int_t, || {
+            // SAFETY: as above.
+            match unsafe { variables::register(cf) } {
+                Some(()) => NGX_OK as ngx_int_t,
+                None => NGX_ERROR as ngx_int_t,
+            }
+        })
     }
 
     unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
-        // SAFETY: NGINX calls this with the `http` block's configuration context.
+        // SAFETY: NGINX calls this with the `http` block's live configuration context.
         let cf = unsafe { &mut *cf };
-        let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(cf) else {
-            return NGX_ERROR as ngx_int_t;
-        };
-        // Client copies of identity headers go before any phase, variable or subrequest
-        // can see them; the token is checked in the access phase.
-        for (phase, handler) in [
-            (
-                ngx_http_phases_NGX_HTTP_POST_READ_PHASE,
-                handler::strip_handler as Handler,
-            ),
-            (
-                ngx_http_phases_NGX_HTTP_ACCESS_PHASE,
-                handler::access_handler,
-            ),
-        ] {
-            if add_handler(cmcf, phase, handler).is_none() {
-                return NGX_ERROR as ngx_int_t;
-            }
-        }
-        let Some(mcf) = HttpAuthJwtModule::main_conf_mut(cf) else {
-            return NGX_ERROR as ngx_int_t;
-        };
-        // SAFETY: `cf` is the `http` block's context, as this hook requires.
-        match unsafe { conf::remote::add_zone(cf, mcf) } {
-            Ok(()) => NGX_OK as ngx_int_t,
-            Err(()) => NGX_ERROR as ngx_int_t,
-        }
+        log::boundary(
+            "postconfiguration",
+            cf.log,
+            NGX_ERROR as ngx_int_t,
+            || match install(cf) {
+                Some(()) => NGX_OK as ngx_int_t,
+                None => NGX_ERROR as ngx_int_t,
+            },
+        )
     }
+}
+
+/// postconfiguration: the phase handlers, and the shared zone.
+fn install(cf: &mut ngx_conf_t) -> Option<()> {
+    let cmcf = NgxHttpCoreModule::main_conf_mut(cf)?;
+    // Client copies of identity headers go before any phase, variable or subrequest can see
+    // them; the token is checked in the access phase.
+    for (phase, handler) in [
+        (
+            ngx_http_phases_NGX_HTTP_POST_READ_PHASE,
+            handler::strip_handler as Handler,
+        ),
+        (
+            ngx_http_phases_NGX_HTTP_ACCESS_PHASE,
+            handler::access_handler,
+        ),
+    ] {
+        add_handler(cmcf, phase, handler)?;
+    }
+    let mcf = HttpAuthJwtModule::main_conf_mut(cf)?;
+    // SAFETY: `cf` is the `http` block's context, as postconfiguration is called with.
+    unsafe { conf::remote::add_zone(cf, mcf) }.ok()
 }
 
 type Handler = unsafe extern "C" fn(*mut nginx_sys::ngx_http_request_t) -> ngx_int_t;
@@ -145,7 +153,7 @@ unsafe extern "C" fn merge_loc_conf(
 }
 
 unsafe extern "C" fn merge_srv_conf(
-    _: *mut ngx_conf_t,
+    cf: *mut ngx_conf_t,
     prev: *mut c_void,
     conf: *mut c_void,
 ) -> *mut c_char {
@@ -157,8 +165,12 @@ unsafe extern "C" fn merge_srv_conf(
             &mut *conf.cast::<conf::JwtSrvConf>(),
         )
     };
-    conf.merge(prev);
-    ptr::null_mut()
+    // SAFETY: NGINX passes its live configuration context.
+    let log = unsafe { (*cf).log };
+    log::boundary("merge_srv_conf", log, ngx::core::NGX_CONF_ERROR, || {
+        conf.merge(prev);
+        ngx::core::NGX_CONF_OK
+    })
 }
 
 #[cfg(feature = "export-modules")]

@@ -41,20 +41,36 @@ pub fn install_panic_hook() {
     });
 }
 
-/// Runs `f`, turning a panic into `fallback` and the panic's message (see
-/// [`install_panic_hook`]); a bug must never unwind into NGINX.
-pub fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| {
+/// Runs `f`, turning a panic into the panic's message (see [`install_panic_hook`]); a bug
+/// must never unwind into NGINX. `site` names the boundary: in `test-panic` builds, the
+/// environment variable `AUTH_JWT_TEST_PANIC=<site>` makes it panic, which t/panic.rs uses to
+/// prove each one.
+pub fn catch<T>(site: &'static str, f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        #[cfg(feature = "test-panic")]
+        if std::env::var("AUTH_JWT_TEST_PANIC").is_ok_and(|v| v == site) {
+            panic!("auth_jwt test-panic trigger at {site}");
+        }
+        let _ = site;
+        f()
+    }))
+    .map_err(|_| {
         LAST_PANIC
             .with_borrow_mut(Option::take)
             .unwrap_or_else(|| "unknown panic".into())
     })
 }
 
-/// Runs `f`, turning a panic into an `alert` line and `fallback`: a bug must never unwind
-/// into NGINX, and the worker keeps serving.
-pub fn contain<T>(log: *mut nginx_sys::ngx_log_t, fallback: T, f: impl FnOnce() -> T) -> T {
-    catch(f).unwrap_or_else(|panic| {
+/// The boundary of every function NGINX calls (hooks, handlers, variable handlers, timers,
+/// zone set-up): runs `f` under [`catch`], turning a panic into an `alert` line and
+/// `fallback`, so that the worker keeps serving.
+pub fn boundary<T>(
+    site: &'static str,
+    log: *mut nginx_sys::ngx_log_t,
+    fallback: T,
+    f: impl FnOnce() -> T,
+) -> T {
+    catch(site, f).unwrap_or_else(|panic| {
         log_at!(
             NGX_LOG_ALERT,
             log,

@@ -13,39 +13,49 @@ use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule, R
 
 use crate::headers::copy_str;
 use crate::keys::{RemoteSource, SourceKind};
-use crate::log::contain;
+use crate::log::boundary;
 use crate::metrics::{self, SourceReport, StatusReport};
 use crate::{state, time, zone, HttpAuthJwtModule};
 
 type Handler = unsafe extern "C" fn(*mut ngx_http_request_t) -> ngx_int_t;
 
 /// `auth_jwt_metrics;` in a location.
-pub extern "C" fn cmd_set_metrics(
+pub unsafe extern "C" fn cmd_set_metrics(
     cf: *mut ngx_conf_t,
     _: *mut ngx_command_t,
     _: *mut c_void,
 ) -> *mut c_char {
-    set_handler(cf, metrics_handler)
+    // SAFETY: NGINX calls directive handlers with their live configuration context.
+    unsafe { set_handler(cf, metrics_handler) }
 }
 
 /// `auth_jwt_status;` in a location.
-pub extern "C" fn cmd_set_status(
+pub unsafe extern "C" fn cmd_set_status(
     cf: *mut ngx_conf_t,
     _: *mut ngx_command_t,
     _: *mut c_void,
 ) -> *mut c_char {
-    set_handler(cf, status_handler)
+    // SAFETY: NGINX calls directive handlers with their live configuration context.
+    unsafe { set_handler(cf, status_handler) }
 }
 
-fn set_handler(cf: *mut ngx_conf_t, h: Handler) -> *mut c_char {
+/// # Safety
+/// `cf` must be the live configuration context of the directive being parsed.
+unsafe fn set_handler(cf: *mut ngx_conf_t, h: Handler) -> *mut c_char {
     // SAFETY: NGINX calls directive handlers with a live configuration context.
-    match NgxHttpCoreModule::location_conf_mut(unsafe { &*cf }) {
-        Some(clcf) => {
-            clcf.handler = Some(h);
-            NGX_CONF_OK
-        }
-        None => NGX_CONF_ERROR,
-    }
+    let cf = unsafe { &*cf };
+    boundary(
+        "directive",
+        cf.log,
+        NGX_CONF_ERROR,
+        || match NgxHttpCoreModule::location_conf_mut(cf) {
+            Some(clcf) => {
+                clcf.handler = Some(h);
+                NGX_CONF_OK
+            }
+            None => NGX_CONF_ERROR,
+        },
+    )
 }
 
 unsafe extern "C" fn metrics_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
@@ -94,15 +104,21 @@ unsafe fn respond(
     // SAFETY: per the contract.
     let request = unsafe { Request::from_ngx_http_request(r) };
     let log = request.log();
-    contain(log, NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t, || {
-        let Some(zone) = HttpAuthJwtModule::main_conf(request).and_then(|m| m.zone.get()) else {
-            return NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t;
-        };
-        let now = time::now();
-        let sources = source_reports(request, now);
-        let (content_type, body) = render(request, zone, now, &sources);
-        serve(request, content_type, &body)
-    })
+    boundary(
+        "report",
+        log,
+        NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t,
+        || {
+            let Some(zone) = HttpAuthJwtModule::main_conf(request).and_then(|m| m.zone.get())
+            else {
+                return NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t;
+            };
+            let now = time::now();
+            let sources = source_reports(request, now);
+            let (content_type, body) = render(request, zone, now, &sources);
+            serve(request, content_type, &body)
+        },
+    )
 }
 
 /// Each remote source as the zone holds it, with the keys this worker publishes.
@@ -175,7 +191,8 @@ fn serve(request: &mut Request, content_type: &'static str, body: &str) -> ngx_i
         return NGX_ERROR as ngx_int_t;
     }
     let r: &mut ngx_http_request_t = request.as_mut();
-    let Some(ct) = copy_str(r.pool, content_type) else {
+    // SAFETY: the request's pool lives as long as the request.
+    let Some(ct) = (unsafe { copy_str(r.pool, content_type) }) else {
         return NGX_ERROR as ngx_int_t;
     };
     r.headers_out.status = 200;

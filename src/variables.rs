@@ -9,7 +9,7 @@ use nginx_sys::{
 use crate::ctx::{self, JwtCtx};
 use crate::headers::copy_str;
 use crate::identity;
-use crate::log::contain;
+use crate::log::boundary;
 
 /// Where a JSON value for a `auth_jwt_claim_set`/`auth_jwt_header_set` variable comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,14 +90,15 @@ unsafe fn evaluate(
     let (r, v) = unsafe { (&*r, &mut *v) };
     // SAFETY: the request's connection and log live as long as the request.
     let log = unsafe { (*r.connection).log };
-    let text = contain(log, None, || ctx::get(r).and_then(value));
+    let text = boundary("variable", log, None, || ctx::get(r).and_then(value));
     // A value with a control character could split a header or a request wherever the
     // variable is used (`proxy_set_header`, `add_header`, a log line): never produced.
     let Some(text) = text.filter(|t| !t.bytes().any(|b| b.is_ascii_control())) else {
         v.set_not_found(1);
         return NGX_OK as ngx_int_t;
     };
-    let Some(s) = copy_str(r.pool, &text) else {
+    // SAFETY: the request's pool lives as long as the request.
+    let Some(s) = (unsafe { copy_str(r.pool, &text) }) else {
         return NGX_ERROR as ngx_int_t;
     };
     v.data = s.data;

@@ -46,3 +46,64 @@ fn a_panic_answers_500_logs_alert_and_the_worker_lives() {
     );
     nginx.finish();
 }
+
+/// Every function NGINX calls into the module runs behind one boundary. The test-panic build
+/// makes the boundary named by `AUTH_JWT_TEST_PANIC` panic: at configuration time `nginx -t`
+/// fails with the `[alert]` and no crash.
+#[test]
+fn a_panic_while_loading_the_configuration_fails_nginx_t_cleanly() {
+    for site in [
+        "preconfiguration",
+        "postconfiguration",
+        "directive",
+        "merge_srv_conf",
+        "merge_loc_conf",
+        "init_zone",
+    ] {
+        let conf = CONF.replace(
+            "auth_jwt \"api\";",
+            "auth_jwt \"api\";\n            auth_jwt_leeway 5s;\n            auth_jwt_issuer https://i;",
+        );
+        let check = Nginx::http(&conf).env("AUTH_JWT_TEST_PANIC", site).check();
+        assert!(!check.ok, "{site}: nginx -t passed:\n{}", check.stderr);
+        assert!(
+            check
+                .stderr
+                .contains(&format!("test-panic trigger at {site}")),
+            "{site}:\n{}",
+            check.stderr
+        );
+        assert!(
+            !check.stderr.contains("signal"),
+            "{site}:\n{}",
+            check.stderr
+        );
+    }
+}
+
+/// In a worker: the request-time boundaries answer 500 or skip the value, the worker lives.
+#[test]
+fn a_panic_in_a_request_time_boundary_keeps_the_worker() {
+    let conf = CONF.replace(
+        "proxy_pass {{upstream}};",
+        "auth_jwt_identity_header X-User-Id sub;\n            proxy_set_header X-Jwt-Sub $jwt_claim_sub;\n            proxy_pass {{upstream}};",
+    );
+    for (site, want) in [("strip", 500), ("access", 500), ("variable", 200)] {
+        let nginx = Nginx::http(&conf)
+            .env("AUTH_JWT_TEST_PANIC", site)
+            .allow_log("bug: panic caught at the NGINX boundary")
+            .start();
+        let workers = nginx.worker_pids();
+        let token = Jwt::new("RS256").encode();
+        for _ in 0..3 {
+            let resp = nginx.get("/").bearer(&token).send();
+            assert_eq!(resp.status, want, "{site}: {}", resp.summary());
+            if site == "variable" {
+                assert_eq!(resp.echo("x-jwt-sub").as_deref(), Some(""), "{site}");
+            }
+        }
+        nginx.assert_log(0, &format!("[alert]*test-panic trigger at {site}*"));
+        assert_eq!(nginx.worker_pids(), workers, "{site}: the worker must live");
+        nginx.finish();
+    }
+}

@@ -35,7 +35,22 @@ pub(super) const ISSUERS: bool = true;
 pub(super) const AUDIENCES: bool = false;
 
 /// NGINX's slot setters, with their errors reworded in the module's one style.
-pub(super) extern "C" fn cmd_slot<const KIND: u8>(
+pub(super) unsafe extern "C" fn cmd_slot<const KIND: u8>(
+    cf: *mut ngx_conf_t,
+    cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: NGINX calls directive handlers with a live configuration context.
+    let log = unsafe { (*cf).log };
+    // SAFETY: NGINX's own arguments for this directive.
+    crate::log::boundary("directive", log, NGX_CONF_ERROR, || unsafe {
+        slot::<KIND>(cf, cmd, conf)
+    })
+}
+
+/// # Safety
+/// As `cmd_slot`'s: NGINX's arguments for this directive.
+unsafe fn slot<const KIND: u8>(
     cf: *mut ngx_conf_t,
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
@@ -59,13 +74,15 @@ pub(super) extern "C" fn cmd_slot<const KIND: u8>(
     // SAFETY: any other result of a slot setter is a static NUL-terminated string.
     let reason = unsafe { CStr::from_ptr(rv) }.to_string_lossy();
     // SAFETY: `cf` is the directive's context, as above.
-    match unsafe { args(cf) } {
-        Ok((name, args)) if reason == "invalid value" => {
-            let value = args.first().copied().unwrap_or_default();
-            fail(cf, name, format_args!("invalid value \"{value}\""))
+    unsafe {
+        match args(cf) {
+            Ok((name, args)) if reason == "invalid value" => {
+                let value = args.first().copied().unwrap_or_default();
+                fail(cf, name, format_args!("invalid value \"{value}\""))
+            }
+            Ok((name, _)) => fail(cf, name, reason),
+            Err(e) => fail(cf, "auth_jwt", e),
         }
-        Ok((name, _)) => fail(cf, name, reason),
-        Err(e) => fail(cf, "auth_jwt", e),
     }
 }
 
@@ -82,10 +99,14 @@ pub(crate) fn set_once<T, E: core::fmt::Display>(
 }
 
 /// Turns the directive handler's body into NGINX's return convention.
-fn finish(cf: *mut ngx_conf_t, name: &str, result: Result<(), String>) -> *mut c_char {
+///
+/// # Safety
+/// `cf` must be the live configuration context of the directive being parsed.
+unsafe fn finish(cf: *mut ngx_conf_t, name: &str, result: Result<(), String>) -> *mut c_char {
     match result {
         Ok(()) => NGX_CONF_OK,
-        Err(reason) => fail(cf, name, reason),
+        // SAFETY: per the contract.
+        Err(reason) => unsafe { fail(cf, name, reason) },
     }
 }
 
@@ -101,16 +122,18 @@ pub(crate) unsafe fn with_conf<T>(
     // SAFETY: the caller guarantees `cf` is the directive's context.
     let (name, args) = match unsafe { args(cf) } {
         Ok(a) => a,
-        Err(e) => return fail(cf, "auth_jwt", e),
+        // SAFETY: as above.
+        Err(e) => return unsafe { fail(cf, "auth_jwt", e) },
     };
     // SAFETY: the caller guarantees `conf` points at a live `T`.
     let conf = unsafe { &mut *conf.cast::<T>() };
-    let result = crate::log::catch(|| body(conf, &args))
+    let result = crate::log::catch("directive", || body(conf, &args))
         .unwrap_or_else(|panic| Err(format!("bug: panic while parsing: {panic}")));
-    finish(cf, name, result)
+    // SAFETY: as above.
+    unsafe { finish(cf, name, result) }
 }
 
-pub(super) extern "C" fn cmd_set_auth_jwt(
+pub(super) unsafe extern "C" fn cmd_set_auth_jwt(
     cf: *mut ngx_conf_t,
     _: *mut ngx_command_t,
     conf: *mut c_void,
@@ -144,7 +167,7 @@ pub(super) extern "C" fn cmd_set_auth_jwt(
     }
 }
 
-pub(super) extern "C" fn cmd_add_key_file(
+pub(super) unsafe extern "C" fn cmd_add_key_file(
     cf: *mut ngx_conf_t,
     _: *mut ngx_command_t,
     conf: *mut c_void,
@@ -200,7 +223,7 @@ fn read_key_file(path: &str) -> Result<jwks::Parsed, String> {
 }
 
 /// `auth_jwt_issuer` (`ISSUERS`) and `auth_jwt_audience`.
-pub(super) extern "C" fn cmd_set_list<const ISSUERS: bool>(
+pub(super) unsafe extern "C" fn cmd_set_list<const ISSUERS: bool>(
     cf: *mut ngx_conf_t,
     _: *mut ngx_command_t,
     conf: *mut c_void,
@@ -220,7 +243,7 @@ pub(super) extern "C" fn cmd_set_list<const ISSUERS: bool>(
     }
 }
 
-pub(super) extern "C" fn cmd_set_algorithms(
+pub(super) unsafe extern "C" fn cmd_set_algorithms(
     cf: *mut ngx_conf_t,
     _: *mut ngx_command_t,
     conf: *mut c_void,
@@ -233,7 +256,7 @@ pub(super) extern "C" fn cmd_set_algorithms(
     }
 }
 
-pub(super) extern "C" fn cmd_add_require(
+pub(super) unsafe extern "C" fn cmd_add_require(
     cf: *mut ngx_conf_t,
     _: *mut ngx_command_t,
     conf: *mut c_void,
@@ -254,7 +277,7 @@ pub(super) extern "C" fn cmd_add_require(
     }
 }
 
-pub(super) extern "C" fn cmd_add_identity_header(
+pub(super) unsafe extern "C" fn cmd_add_identity_header(
     cf: *mut ngx_conf_t,
     _: *mut ngx_command_t,
     conf: *mut c_void,
@@ -284,7 +307,7 @@ pub(super) extern "C" fn cmd_add_identity_header(
     }
 }
 
-pub(super) extern "C" fn cmd_add_path_var<const FROM_CLAIMS: bool>(
+pub(super) unsafe extern "C" fn cmd_add_path_var<const FROM_CLAIMS: bool>(
     cf: *mut ngx_conf_t,
     _: *mut ngx_command_t,
     conf: *mut c_void,
@@ -309,7 +332,7 @@ pub(super) extern "C" fn cmd_add_path_var<const FROM_CLAIMS: bool>(
     }
 }
 
-pub(super) extern "C" fn cmd_set_scope(
+pub(super) unsafe extern "C" fn cmd_set_scope(
     cf: *mut ngx_conf_t,
     _: *mut ngx_command_t,
     conf: *mut c_void,
@@ -322,7 +345,7 @@ pub(super) extern "C" fn cmd_set_scope(
     }
 }
 
-pub(super) extern "C" fn cmd_set_resource_metadata(
+pub(super) unsafe extern "C" fn cmd_set_resource_metadata(
     cf: *mut ngx_conf_t,
     _: *mut ngx_command_t,
     conf: *mut c_void,
@@ -337,7 +360,7 @@ pub(super) extern "C" fn cmd_set_resource_metadata(
     }
 }
 
-pub(super) extern "C" fn cmd_set_fail_mode(
+pub(super) unsafe extern "C" fn cmd_set_fail_mode(
     cf: *mut ngx_conf_t,
     _: *mut ngx_command_t,
     conf: *mut c_void,
@@ -350,7 +373,7 @@ pub(super) extern "C" fn cmd_set_fail_mode(
     }
 }
 
-pub(super) extern "C" fn cmd_set_cache(
+pub(super) unsafe extern "C" fn cmd_set_cache(
     cf: *mut ngx_conf_t,
     _: *mut ngx_command_t,
     conf: *mut c_void,
@@ -376,7 +399,10 @@ unsafe fn warn_token_in_query(cf: *mut ngx_conf_t, value: &str) {
 }
 
 /// `file:line` of the directive being parsed.
-pub(super) fn conf_position(cf: *mut ngx_conf_t) -> String {
+///
+/// # Safety
+/// `cf` must be the live configuration context of the directive being parsed.
+pub(super) unsafe fn conf_position(cf: *mut ngx_conf_t) -> String {
     // SAFETY: during parsing `cf->conf_file` is the file being read.
     unsafe {
         let file = &*(*cf).conf_file;

@@ -43,7 +43,14 @@ pub unsafe fn args<'a>(cf: *mut ngx_conf_t) -> Result<(&'a str, Vec<&'a str>), S
 
 /// Logs `"<reason> in "<directive>" directive"` at `emerg` (NGINX appends the file and line)
 /// and returns `NGX_CONF_ERROR`.
-pub fn fail(cf: *mut ngx_conf_t, directive: &str, reason: impl core::fmt::Display) -> *mut c_char {
+///
+/// # Safety
+/// `cf` must be the live configuration context of the directive being parsed.
+pub unsafe fn fail(
+    cf: *mut ngx_conf_t,
+    directive: &str,
+    reason: impl core::fmt::Display,
+) -> *mut c_char {
     ngx_conf_log_error!(NGX_LOG_EMERG, cf, "{reason} in \"{directive}\" directive");
     NGX_CONF_ERROR
 }

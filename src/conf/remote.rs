@@ -24,7 +24,7 @@ const DEFAULT_ZONE_SIZE: usize = 16 * 1024 * 1024;
 const MIN_ZONE_SIZE: usize = 512 * 1024;
 
 /// `auth_jwt_key_uri` (`DISCOVERY` false) and `auth_jwt_discovery` (true).
-pub extern "C" fn cmd_add_source<const DISCOVERY: bool>(
+pub unsafe extern "C" fn cmd_add_source<const DISCOVERY: bool>(
     cf: *mut ngx_conf_t,
     _: *mut ngx_command_t,
     conf: *mut c_void,
@@ -77,7 +77,7 @@ fn register(
     Ok(source)
 }
 
-pub extern "C" fn cmd_set_trusted_certificate(
+pub unsafe extern "C" fn cmd_set_trusted_certificate(
     cf: *mut ngx_conf_t,
     _: *mut ngx_command_t,
     conf: *mut c_void,
@@ -100,12 +100,13 @@ pub extern "C" fn cmd_set_trusted_certificate(
 }
 
 /// `auth_jwt_zone <size>`: NGINX's size slot, then the minimum.
-pub extern "C" fn cmd_set_zone(
+pub unsafe extern "C" fn cmd_set_zone(
     cf: *mut ngx_conf_t,
     cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    let rv = cmd_slot::<SIZE>(cf, cmd, conf);
+    // SAFETY: NGINX's own arguments for this directive.
+    let rv = unsafe { cmd_slot::<SIZE>(cf, cmd, conf) };
     if rv != NGX_CONF_OK {
         return rv;
     }
@@ -113,7 +114,8 @@ pub extern "C" fn cmd_set_zone(
     // slot setter just wrote.
     let mcf = unsafe { &*conf.cast::<JwtMainConf>() };
     if mcf.zone_size < MIN_ZONE_SIZE {
-        return fail(cf, "auth_jwt_zone", "zone size must be at least 512k");
+        // SAFETY: NGINX calls directive handlers with their live configuration context.
+        return unsafe { fail(cf, "auth_jwt_zone", "zone size must be at least 512k") };
     }
     NGX_CONF_OK
 }
@@ -145,6 +147,19 @@ pub unsafe fn add_zone(cf: *mut ngx_conf_t, mcf: &mut JwtMainConf) -> Result<(),
 
 /// Claims a zone slot for the sources of the new configuration.
 extern "C" fn init_zone(shm_zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_int_t {
+    // SAFETY: NGINX passes the zone it is initialising.
+    let log = unsafe { (*shm_zone).shm.log };
+    crate::log::boundary("init_zone", log, nginx_sys::NGX_ERROR as ngx_int_t, || {
+        // SAFETY: as above, with the previous cycle's data.
+        unsafe { claim_slots(shm_zone, old) }
+    })
+}
+
+/// Sets up the zone and claims a slot for the sources of the new configuration.
+///
+/// # Safety
+/// As `init_zone`.
+unsafe fn claim_slots(shm_zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_int_t {
     // SAFETY: `data` is the main configuration stored by `add_zone`; it lives as long as the
     // cycle being initialised.
     let mcf = unsafe { &*(*shm_zone).data.cast::<JwtMainConf>() };

@@ -65,6 +65,7 @@ pub struct NginxBuilder {
     module: bool,
     files: Vec<(PathBuf, Vec<u8>)>,
     echo_headers: Vec<String>,
+    env: Vec<(String, String)>,
     pub(super) allowed: Vec<String>,
 }
 
@@ -91,6 +92,12 @@ impl NginxBuilder {
     /// Makes the echo upstream also report this request header.
     pub fn echo_header(mut self, name: &str) -> Self {
         self.echo_headers.push(name.to_ascii_lowercase());
+        self
+    }
+
+    /// An environment variable for NGINX, kept for its workers too (an `env` directive).
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
         self
     }
 
@@ -171,8 +178,15 @@ impl NginxBuilder {
             conf_path,
             nginx,
         };
+        // A test that makes the module panic on purpose checks the message itself.
+        let panics_on_purpose = check
+            .nginx
+            .spec
+            .env
+            .iter()
+            .any(|(n, _)| n == "AUTH_JWT_TEST_PANIC");
         assert!(
-            !check.stderr.contains("panicked"),
+            panics_on_purpose || !check.stderr.contains("panicked"),
             "nginx -t panicked:\n{}\nconfiguration:\n{}",
             check.stderr,
             numbered(&check.config)
@@ -250,6 +264,7 @@ impl Nginx {
             module: true,
             files: Vec::new(),
             echo_headers: ECHO_HEADERS.iter().map(|h| (*h).to_owned()).collect(),
+            env: Vec::new(),
             allowed: Vec::new(),
         }
     }
@@ -331,6 +346,9 @@ impl Nginx {
         out.push_str("daemon off;\nmaster_process on;\n");
         out.push_str(&format!("worker_processes {};\n", spec.workers));
         out.push_str("pid logs/nginx.pid;\nerror_log logs/error.log info;\n");
+        for (name, _) in &spec.env {
+            out.push_str(&format!("env {name};\n"));
+        }
         if spec.module {
             out.push_str("load_module modules/ngx_http_auth_jwt_module.so;\n");
         }
@@ -412,6 +430,7 @@ impl Nginx {
         let mut child = Command::new(NGINX_BIN)
             .args(extra)
             .args(self.nginx_args())
+            .envs(self.spec.env.iter().map(|(n, v)| (n, v)))
             .stdin(Stdio::null())
             .stdout(err.try_clone().expect("dup"))
             .stderr(err)
@@ -436,6 +455,7 @@ impl Nginx {
             .expect("stderr file");
         let child = Command::new(NGINX_BIN)
             .args(self.nginx_args())
+            .envs(self.spec.env.iter().map(|(n, v)| (n, v)))
             .stdin(Stdio::null())
             .stdout(stderr.try_clone().expect("dup"))
             .stderr(stderr)
