@@ -22,7 +22,8 @@ pub fn strip(r: &mut ngx_http_request_t, names: &[String]) -> Option<()> {
     }
     let list = &mut r.headers_in.headers;
     let (mut total, mut kept) = (0, 0);
-    for elt in elements(list) {
+    // SAFETY: the request's header list, as NGINX built it.
+    for elt in unsafe { elements(list) } {
         total += 1;
         // SAFETY: `elements` yields initialised elements of the request's header list.
         if !names.iter().any(|n| is_named(unsafe { &*elt }, n)) {
@@ -43,7 +44,8 @@ pub fn strip(r: &mut ngx_http_request_t, names: &[String]) -> Option<()> {
     // Copy the kept elements, then turn each old element's `next` into a forwarding
     // pointer: its new address, or NULL for a removed one.
     let mut w = 0;
-    for elt in elements(list) {
+    // SAFETY: as above; the list's shape does not change until the loop is done.
+    for elt in unsafe { elements(list) } {
         // SAFETY: `elt` is an initialised element of the old parts, which stay allocated in
         // the pool; `fresh` has room for `kept <= capacity` elements, written in order.
         unsafe {
@@ -102,13 +104,15 @@ unsafe fn forward(p: *mut ngx_table_elt_t) -> *mut ngx_table_elt_t {
 }
 
 /// The elements of a header list, part by part.
-fn elements(list: &mut ngx_list_t) -> impl Iterator<Item = *mut ngx_table_elt_t> {
+///
+/// # Safety
+/// `list` must be an NGINX list of `ngx_table_elt_t` (parts of `nelts` initialised elements),
+/// whose parts stay as they are while the iterator lives.
+unsafe fn elements(list: &mut ngx_list_t) -> impl Iterator<Item = *mut ngx_table_elt_t> {
     let mut part: *mut ngx_list_part_t = &mut list.part;
     let mut i = 0;
     core::iter::from_fn(move || loop {
-        // SAFETY: `part` walks the list's parts, pool-allocated arrays of `nelts` initialised
-        // `ngx_table_elt_t`; the list outlives the iterator, which the caller drops before
-        // changing the list's shape.
+        // SAFETY: `part` walks the list's parts, per the contract.
         let p = unsafe { part.as_mut() }?;
         if i < p.nelts {
             i += 1;
