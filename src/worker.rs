@@ -13,7 +13,7 @@ use ngx::http::HttpModuleMainConf;
 use ngx::ngx_log_error;
 
 use crate::fetch::{self, Fetcher};
-use crate::HttpAuthJwtModule;
+use crate::{log, HttpAuthJwtModule};
 
 /// This worker's fetcher, if its configuration has remote keys.
 static FETCHER: Mutex<Option<Fetcher>> = Mutex::new(None);
@@ -29,6 +29,15 @@ const LOG_INTERVAL_MS: usize = 1000;
 pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
     // SAFETY: NGINX passes the live cycle.
     let cycle = unsafe { &*cycle };
+    // A bug here must not make the master respawn workers in a loop: the worker serves on
+    // without remote keys (their locations fail closed or open as configured).
+    log::boundary("init_process", cycle.log, NGX_OK as ngx_int_t, || {
+        start(cycle)
+    })
+}
+
+/// Publishes the zone's keys, claims the slots left to claim, starts the fetcher.
+fn start(cycle: &ngx_cycle_t) -> ngx_int_t {
     let Some(mcf) = HttpAuthJwtModule::main_conf(cycle) else {
         return NGX_OK as ngx_int_t;
     };
@@ -76,12 +85,15 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
 /// # Safety
 /// NGINX calls it once as the worker exits.
 pub unsafe extern "C" fn exit_process(cycle: *mut ngx_cycle_t) {
-    let fetcher = FETCHER.lock().unwrap_or_else(|p| p.into_inner()).take();
-    if let Some(fetcher) = fetcher {
-        fetcher.stop(Duration::from_secs(1));
-    }
     // SAFETY: NGINX passes the live cycle.
-    write_log(unsafe { (*cycle).log });
+    let log = unsafe { (*cycle).log };
+    log::boundary("exit_process", log, (), || {
+        let fetcher = FETCHER.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(fetcher) = fetcher {
+            fetcher.stop(Duration::from_secs(1));
+        }
+        write_log(log);
+    });
 }
 
 fn with_signals_blocked<T>(f: impl FnOnce() -> T) -> T {
@@ -121,7 +133,7 @@ unsafe fn start_log_timer(log: *mut ngx_log_t) {
 extern "C" fn on_log_timer(ev: *mut ngx_event_t) {
     // SAFETY: NGINX passes the event set up in `start_log_timer`.
     let ev = unsafe { &mut *ev };
-    write_log(ev.data.cast());
+    log::boundary("log_timer", ev.log, (), || write_log(ev.data.cast()));
     // SAFETY: NGINX's process-state flags, read on the worker's main thread.
     let stopping = unsafe { ngx_exiting != 0 || ngx_quit != 0 || ngx_terminate != 0 };
     if !stopping {

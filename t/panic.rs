@@ -107,3 +107,43 @@ fn a_panic_in_a_request_time_boundary_keeps_the_worker() {
         nginx.finish();
     }
 }
+
+/// The worker's own hooks: a panic in `init_process` leaves a serving worker (without remote
+/// keys), one in the fetcher's log timer or in `exit_process` is logged and nothing crashes.
+#[test]
+fn a_panic_in_a_worker_hook_is_contained() {
+    let idp = crate::harness::idp::Idp::start();
+    let conf = CONF.replace(
+        "auth_jwt_key_file {{keys}}/jwks.json;",
+        &format!(
+            "auth_jwt_key_file {{{{keys}}}}/jwks.json;\n            auth_jwt_key_uri {} refresh=1s;\n            auth_jwt_trusted_certificate {};",
+            idp.jwks_url(),
+            idp.ca_file().display()
+        ),
+    );
+    let token = Jwt::new("RS256").encode();
+    for site in ["init_process", "log_timer", "exit_process"] {
+        let mut nginx = Nginx::http(&conf)
+            .env("AUTH_JWT_TEST_PANIC", site)
+            .allow_log("bug: panic caught at the NGINX boundary")
+            .start();
+        let workers = nginx.worker_pids();
+        let resp = nginx.get("/").bearer(&token).send();
+        assert_eq!(resp.status, 200, "{site}: {}", resp.summary());
+        if site != "exit_process" {
+            let line = nginx
+                .wait_log(0, &format!("[alert]*test-panic trigger at {site}*"))
+                .unwrap_or_else(|e| panic!("{site}: {e}"));
+            assert!(line.contains("bug: panic caught"), "{line}");
+            assert_eq!(nginx.worker_pids(), workers, "{site}: the worker must live");
+        }
+        nginx.stop();
+        let log = nginx.error_log();
+        assert!(
+            log.contains(&format!("test-panic trigger at {site}")),
+            "{site}:\n{log}"
+        );
+        assert!(!log.contains("exited on signal"), "{site}:\n{log}");
+        nginx.finish();
+    }
+}
