@@ -163,7 +163,7 @@ pub fn remote_keys(body: &[u8]) -> Result<KeySet, String> {
 /// The thread's own state.
 struct Worker {
     sources: Vec<Arc<RemoteSource>>,
-    clients: Vec<Option<Client>>,
+    clients: Vec<Client>,
     zone: &'static ZoneData,
     pid: i32,
     rng: u64,
@@ -218,12 +218,7 @@ impl Worker {
     fn step(&mut self, i: usize, now: i64) {
         let source = Arc::clone(&self.sources[i]);
         if let Some(plan) = self.plan(&source, now) {
-            let outcome = match &self.clients[i] {
-                Some(client) => fetch(client, &source, &plan),
-                None => Err(FetchError::Tls(
-                    "cannot read auth_jwt_trusted_certificate".into(),
-                )),
-            };
+            let outcome = fetch(&self.clients[i], &source, &plan);
             let unit = self.random_unit();
             self.record(&source, now, outcome, unit);
         }
@@ -344,12 +339,11 @@ enum Outcome {
     },
 }
 
-fn client_for(source: &RemoteSource) -> Option<Client> {
-    let ca = match source.ca_file.get().cloned().flatten() {
-        Some(path) => Some(std::fs::read(path).ok()?),
-        None => None,
-    };
-    Client::new(source.args.timeout, ca.as_deref()).ok()
+/// The source's client, with the trusted certificates loaded with the configuration (the
+/// worker may not be allowed to read the file).
+fn client_for(source: &RemoteSource) -> Client {
+    let ca = source.ca.get().and_then(Option::as_deref);
+    Client::new(source.args.timeout, ca)
 }
 
 /// Fetches (discovery document, then) the JWKS, and validates it before it may be stored.
