@@ -1290,3 +1290,52 @@ http {{
     assert_eq!(idp.jwks_count(), 1, "{:?}", idp.hits(JWKS_PATH));
     nginx.finish();
 }
+
+/// Waits for the line of `pid` saying that its fetcher thread was joined; returns it.
+fn wait_joined(nginx: &Nginx, mark: usize, pid: u32) -> String {
+    poll_until(LOG_WAIT, || {
+        nginx
+            .log_lines(mark, "[info] *auth_jwt: key fetcher joined in *")
+            .into_iter()
+            .find(|l| pid_of(l) == Some(pid))
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "worker {pid} did not log that it joined its fetcher; since mark:\n{}",
+            nginx.log_since(mark)
+        )
+    })
+}
+
+#[test]
+fn a_hanging_idp_does_not_hold_up_worker_exit() {
+    let idp = Idp::start();
+    // The IdP reads each request and never answers: every fetch is in flight until its
+    // 30 s timeout, far longer than a worker may take to exit.
+    idp.set_fault(Fault::Hang);
+    let source = key_uri(&idp, "refresh=10m timeout=30s");
+    let mut nginx = Nginx::http(&conf(&idp, &source, "", "")).start();
+    idp.wait_count(JWKS_PATH, 1, KEYS_WAIT).unwrap();
+    let old = nginx.worker_pids();
+    let mark = nginx.log_mark();
+    let start = Instant::now();
+    nginx.reload().unwrap();
+    let reload = start.elapsed();
+    let joined_old = wait_joined(&nginx, mark, old[0]);
+    // The old worker gave its lease back: the new one fetches at once, not after 30 s.
+    idp.wait_count(JWKS_PATH, 2, KEYS_WAIT).unwrap();
+    let worker = nginx.worker_pids()[0];
+    let mark = nginx.log_mark();
+    let start = Instant::now();
+    nginx.stop();
+    let quit = start.elapsed();
+    let joined = wait_joined(&nginx, mark, worker);
+    eprintln!("hanging IdP: reload done in {reload:?}, quit in {quit:?}\n{joined_old}\n{joined}");
+    for (what, took) in [("reload", reload), ("quit", quit)] {
+        assert!(
+            took < Duration::from_millis(1500),
+            "{what} took {took:?} with a hanging IdP"
+        );
+    }
+    nginx.finish();
+}

@@ -1,13 +1,16 @@
 //! One blocking HTTPS GET with the fetcher's rules: verified TLS over the system OpenSSL,
-//! explicit timeouts, no proxy from the environment, https only, bounded body.
+//! explicit timeouts, no proxy from the environment, https only, bounded body, and every
+//! blocking step cut short by a stop request (`io`).
 
 use core::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+use ureq::unversioned::transport::{Connector, NativeTlsConnector};
 use ureq::Agent;
 
+use super::io::{Stop, StopConnector, StopResolver};
 use super::policy;
 
 /// Largest JWKS or discovery document accepted.
@@ -234,7 +237,8 @@ pub struct Client {
 impl Client {
     /// `ca`: the `auth_jwt_trusted_certificate` bundle, else the system store. Nothing is read
     /// from disk here: the bundle was loaded with the configuration.
-    pub fn new(timeout: Duration, ca: Option<&TrustedCa>) -> Self {
+    /// `stop`: once requested, any step in flight ends within one `io::SLICE`.
+    pub fn new(timeout: Duration, ca: Option<&TrustedCa>, stop: &Arc<Stop>) -> Self {
         let roots = match ca {
             Some(ca) => RootCerts::Specific(Arc::clone(&ca.certs)),
             None => RootCerts::PlatformVerifier,
@@ -253,8 +257,16 @@ impl Client {
             .timeout_connect(Some(timeout))
             .user_agent("ngx_http_auth_jwt_module")
             .build();
+        // Our TCP (connect, reads and writes in slices), then TLS over it.
+        let connector = StopConnector {
+            stop: Arc::clone(stop),
+        }
+        .chain(NativeTlsConnector::default());
+        let resolver = StopResolver {
+            stop: Arc::clone(stop),
+        };
         Self {
-            agent: config.into(),
+            agent: Agent::with_parts(config, connector, resolver),
         }
     }
 
