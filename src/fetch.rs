@@ -3,17 +3,19 @@
 //! to its worker. It touches nothing of NGINX but the shared zone.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use self::http::{Client, FetchError, Fetched};
+use self::io::Stop;
 use crate::jwks;
 use crate::jwt::verify::KeySet;
 use crate::keys::{Published, RemoteSource, SourceKind};
 use crate::zone::{SlotState, ZoneData};
 
 pub mod http;
+pub mod io;
 pub mod policy;
 
 /// How often the thread looks at the zone: the latency of an unknown-kid wake-up and of
@@ -21,6 +23,11 @@ pub mod policy;
 const TICK: Duration = Duration::from_millis(250);
 /// The same while some source has no keys yet: requests are being refused meanwhile.
 const TICK_WITHOUT_KEYS: Duration = Duration::from_millis(20);
+
+/// How long `exit_process` waits for the thread. Its longest blocking step is one
+/// [`io::SLICE`] of I/O (then it sees the stop), plus the CPU of parsing at most one JWKS.
+pub const JOIN_BOUND: Duration = Duration::from_secs(1);
+const _: () = assert!(io::SLICE.as_millis() * 5 <= JOIN_BOUND.as_millis());
 
 /// Log lines from the thread, written by the worker's own event loop (NGINX's logging is
 /// not for other threads).
@@ -49,7 +56,7 @@ pub fn unix_now() -> i64 {
 
 /// The running thread of one worker.
 pub struct Fetcher {
-    stop: Arc<(Mutex<bool>, Condvar)>,
+    stop: Arc<Stop>,
     handle: JoinHandle<()>,
 }
 
@@ -59,27 +66,28 @@ impl Fetcher {
         sources: Vec<Arc<RemoteSource>>,
         zone: &'static ZoneData,
     ) -> std::io::Result<Self> {
-        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let stop = Arc::new(Stop::default());
         let flag = Arc::clone(&stop);
         let handle = std::thread::Builder::new()
             .name("auth_jwt fetch".into())
-            .spawn(move || Worker::new(sources, zone).run(&flag))?;
+            .spawn(move || Worker::new(sources, zone, flag).run())?;
         Ok(Self { stop, handle })
     }
 
-    /// Asks the thread to end and waits for it at most `bound` (a fetch in flight is not
-    /// interrupted: the process exit ends it).
-    pub fn stop(self, bound: Duration) {
-        let (lock, cv) = &*self.stop;
-        *lock.lock().unwrap_or_else(|p| p.into_inner()) = true;
-        cv.notify_all();
-        let deadline = Instant::now() + bound;
-        while !self.handle.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
+    /// Asks the thread to end (waking it, and cutting any I/O in flight) and joins it.
+    /// Ok(time taken); Err(`JOIN_BOUND`) if it is still running then (a bug: it is left
+    /// behind, touching only the zone and its own data).
+    pub fn stop(self) -> Result<Duration, Duration> {
+        let start = Instant::now();
+        self.stop.request();
+        while !self.handle.is_finished() {
+            if start.elapsed() >= JOIN_BOUND {
+                return Err(JOIN_BOUND);
+            }
+            std::thread::sleep(Duration::from_millis(2));
         }
-        if self.handle.is_finished() {
-            let _ = self.handle.join();
-        }
+        let _ = self.handle.join();
+        Ok(start.elapsed())
     }
 }
 
@@ -163,8 +171,9 @@ pub fn remote_keys(body: &[u8]) -> Result<KeySet, String> {
 /// The thread's own state.
 struct Worker {
     sources: Vec<Arc<RemoteSource>>,
-    clients: Vec<Option<Client>>,
+    clients: Vec<Client>,
     zone: &'static ZoneData,
+    stop: Arc<Stop>,
     pid: i32,
     rng: u64,
 }
@@ -176,23 +185,26 @@ struct Plan {
 }
 
 impl Worker {
-    fn new(sources: Vec<Arc<RemoteSource>>, zone: &'static ZoneData) -> Self {
-        let clients = sources.iter().map(|s| client_for(s)).collect();
+    fn new(sources: Vec<Arc<RemoteSource>>, zone: &'static ZoneData, stop: Arc<Stop>) -> Self {
+        let clients = sources.iter().map(|s| client_for(s, &stop)).collect();
         let pid = std::process::id() as i32;
         let rng = (unix_now() as u64) ^ ((pid as u64) << 32) | 1;
         Self {
             sources,
             clients,
             zone,
+            stop,
             pid,
             rng,
         }
     }
 
-    fn run(mut self, stop: &(Mutex<bool>, Condvar)) {
-        let (lock, cv) = stop;
+    fn run(mut self) {
         loop {
             for i in 0..self.sources.len() {
+                if self.stop.requested() {
+                    return;
+                }
                 if let Err(panic) = crate::log::catch("fetcher", || self.step(i, unix_now())) {
                     log(
                         nginx_sys::NGX_LOG_ALERT,
@@ -200,16 +212,9 @@ impl Worker {
                     );
                 }
             }
-            let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
-            if *guard {
-                return;
-            }
             let missing = self.sources.iter().any(|s| s.published().is_none());
             let tick = if missing { TICK_WITHOUT_KEYS } else { TICK };
-            let (guard, _) = cv
-                .wait_timeout(guard, tick)
-                .unwrap_or_else(|p| p.into_inner());
-            if *guard {
+            if self.stop.wait(tick) {
                 return;
             }
         }
@@ -218,12 +223,13 @@ impl Worker {
     fn step(&mut self, i: usize, now: i64) {
         let source = Arc::clone(&self.sources[i]);
         if let Some(plan) = self.plan(&source, now) {
-            let outcome = match &self.clients[i] {
-                Some(client) => fetch(client, &source, &plan),
-                None => Err(FetchError::Tls(
-                    "cannot read auth_jwt_trusted_certificate".into(),
-                )),
-            };
+            let outcome = fetch(&self.clients[i], &source, &plan);
+            if self.stop.requested() {
+                // Cut short by the exit, not the IdP's failure: no error, no backoff, and the
+                // lease goes back so that the next worker fetches at once.
+                self.release(&source);
+                return;
+            }
             let unit = self.random_unit();
             self.record(&source, now, outcome, unit);
         }
@@ -258,6 +264,18 @@ impl Worker {
             etag: Some(st.etag.as_str().to_owned()).filter(|e| !e.is_empty() && st.generation > 0),
             jwks_uri: Some(st.jwks_uri.as_str().to_owned()).filter(|u| !u.is_empty()),
         })
+    }
+
+    fn release(&self, source: &RemoteSource) {
+        let Some(&i) = source.slot.get() else {
+            return;
+        };
+        let Some(mut st) = self.zone.slots[i].write() else {
+            return;
+        };
+        if st.uri.as_str() == source.url() && st.lease_pid == self.pid {
+            st.lease_until = 0;
+        }
     }
 
     fn record(
@@ -344,12 +362,11 @@ enum Outcome {
     },
 }
 
-fn client_for(source: &RemoteSource) -> Option<Client> {
-    let ca = match source.ca_file.get().cloned().flatten() {
-        Some(path) => Some(std::fs::read(path).ok()?),
-        None => None,
-    };
-    Client::new(source.args.timeout, ca.as_deref()).ok()
+/// The source's client, with the trusted certificates loaded with the configuration (the
+/// worker may not be allowed to read the file).
+fn client_for(source: &RemoteSource, stop: &Arc<Stop>) -> Client {
+    let ca = source.ca.get().and_then(Option::as_deref);
+    Client::new(source.args.timeout, ca, stop)
 }
 
 /// Fetches (discovery document, then) the JWKS, and validates it before it may be stored.

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::conf::value::SourceArgs;
+use crate::fetch::http::TrustedCa;
 use crate::fetch::policy::WAKE_INTERVAL;
 use crate::jwt::verify::KeySet;
 
@@ -36,7 +37,7 @@ pub struct RemoteSource {
     pub kind: SourceKind,
     pub args: SourceArgs,
     /// `auth_jwt_trusted_certificate` in effect where the source was declared.
-    pub ca_file: OnceLock<Option<String>>,
+    pub ca: OnceLock<Option<Arc<TrustedCa>>>,
     /// The zone slot, claimed when the zone is initialised.
     pub slot: OnceLock<usize>,
     published: Mutex<Option<Arc<Published>>>,
@@ -55,7 +56,7 @@ impl RemoteSource {
         Self {
             kind,
             args,
-            ca_file: OnceLock::new(),
+            ca: OnceLock::new(),
             slot: OnceLock::new(),
             published: Mutex::new(None),
             unknown_kids: Mutex::new(HashMap::new()),

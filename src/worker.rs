@@ -3,11 +3,10 @@
 
 use core::ptr;
 use std::sync::Mutex;
-use std::time::Duration;
 
 use nginx_sys::{
     ngx_cycle_t, ngx_event_t, ngx_exiting, ngx_int_t, ngx_log_t, ngx_quit, ngx_terminate,
-    NGX_ERROR, NGX_LOG_ALERT, NGX_OK,
+    NGX_ERROR, NGX_LOG_ALERT, NGX_LOG_INFO, NGX_OK,
 };
 use ngx::http::HttpModuleMainConf;
 use ngx::ngx_log_error;
@@ -80,7 +79,7 @@ fn start(cycle: &ngx_cycle_t) -> ngx_int_t {
     NGX_OK as ngx_int_t
 }
 
-/// `exit_process`: stop the fetcher (bounded) and write what it left in the queue.
+/// `exit_process`: stop and join the fetcher (bounded) and write what it left in the queue.
 ///
 /// # Safety
 /// NGINX calls it once as the worker exits.
@@ -90,7 +89,14 @@ pub unsafe extern "C" fn exit_process(cycle: *mut ngx_cycle_t) {
     log::boundary("exit_process", log, (), || {
         let fetcher = FETCHER.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(fetcher) = fetcher {
-            fetcher.stop(Duration::from_secs(1));
+            let line = match fetcher.stop() {
+                Ok(took) => (NGX_LOG_INFO, format!("key fetcher joined in {took:?}")),
+                Err(bound) => (
+                    NGX_LOG_ALERT,
+                    format!("key fetcher still running after {bound:?}"),
+                ),
+            };
+            fetch::log(line.0, line.1);
         }
         write_log(log);
     });

@@ -1169,6 +1169,31 @@ fn remote_key_config_errors_name_file_and_line() {
         "zone too small",
         check.emerg("auth_jwt_zone", &["512k"]).map(|_| ()),
     );
+    // The bundle is read and parsed by `nginx -t` (the master), never first by a worker.
+    let broken_pem = "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n";
+    let key_only = &keys().rsa.private_pem;
+    let bad_files: [(&str, &str, &[&str]); 3] = [
+        ("conf", "", &["conf\": ", "directory"]),
+        ("broken.pem", broken_pem, &["broken.pem"]),
+        ("key.pem", key_only, &["key.pem\": no certificates"]),
+    ];
+    for (name, content, parts) in bad_files {
+        let template = format!(
+            "auth_jwt_trusted_certificate {{{{prefix}}}}/{name};\n{}",
+            location(&format!("auth_jwt_key_uri {url};"))
+        );
+        let mut builder = Nginx::http(&template);
+        if !content.is_empty() {
+            builder = builder.file(name, content);
+        }
+        let check = builder.check();
+        f.check(
+            &format!("trusted certificate {name}"),
+            check
+                .emerg("auth_jwt_trusted_certificate", parts)
+                .map(|_| ()),
+        );
+    }
     // A valid configuration passes, and `nginx -t` does not touch the network.
     let good = format!(
         "auth_jwt_trusted_certificate {};\n{}",
@@ -1180,4 +1205,137 @@ fn remote_key_config_errors_name_file_and_line() {
     Nginx::http(&good).check().assert_ok();
     f.assert();
     assert_eq!(idp.jwks_count(), 0, "nginx -t fetched the keys");
+}
+
+/// A directory only root may enter, removed on drop.
+struct RootOnlyDir(std::path::PathBuf);
+
+impl RootOnlyDir {
+    fn new(name: &str) -> Self {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("{name}.{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).expect("create dir");
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).expect("chmod 0700");
+        Self(dir)
+    }
+}
+
+impl Drop for RootOnlyDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The primary group of `user`, by name (`user nobody;` alone would ask for a group named
+/// `nobody`, which Debian does not have).
+fn group_of(user: &str) -> String {
+    let out = std::process::Command::new("id")
+        .args(["-gn", user])
+        .output()
+        .expect("run id -gn");
+    assert!(out.status.success(), "id -gn {user}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn a_trusted_certificate_only_the_master_can_read_still_serves_the_workers() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: the master must run as root to drop to `user nobody`");
+        return;
+    }
+    let idp = Idp::start();
+    let url = idp.jwks_url();
+    // The CA bundle sits where only root can read it, as /etc/ssl/private would be.
+    let dir = RootOnlyDir::new("ngx-auth-jwt-root-only-ca");
+    let ca = dir.0.join("ca.pem");
+    fs::write(&ca, idp.ca_pem()).expect("write ca.pem");
+    let template = format!(
+        r#"
+user nobody {group};
+events {{
+    worker_connections 64;
+}}
+http {{
+{{{{echo_server}}}}
+    auth_jwt_zone 1m;
+    auth_jwt_trusted_certificate {ca};
+    server {{
+        listen 127.0.0.1:{{{{port}}}};
+        location / {{
+            auth_jwt "api";
+            auth_jwt_key_uri {url} refresh=10m timeout=2s;
+            proxy_pass {{{{upstream}}}};
+        }}
+    }}
+}}
+"#,
+        group = group_of("nobody"),
+        ca = ca.display(),
+    );
+    let nginx = Nginx::main(&template).start();
+    let workers = nginx.worker_pids();
+    let uid = fs::read_to_string(format!("/proc/{}/status", workers[0]))
+        .expect("worker status")
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:").map(str::to_owned))
+        .expect("Uid line");
+    assert_ne!(
+        uid.split_whitespace().next(),
+        Some("0"),
+        "the worker runs as root"
+    );
+    wait_accepted(&nginx, &token1(), KEYS_WAIT);
+    assert_eq!(idp.jwks_count(), 1, "{:?}", idp.hits(JWKS_PATH));
+    nginx.finish();
+}
+
+/// Waits for the line of `pid` saying that its fetcher thread was joined; returns it.
+fn wait_joined(nginx: &Nginx, mark: usize, pid: u32) -> String {
+    poll_until(LOG_WAIT, || {
+        nginx
+            .log_lines(mark, "[info] *auth_jwt: key fetcher joined in *")
+            .into_iter()
+            .find(|l| pid_of(l) == Some(pid))
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "worker {pid} did not log that it joined its fetcher; since mark:\n{}",
+            nginx.log_since(mark)
+        )
+    })
+}
+
+#[test]
+fn a_hanging_idp_does_not_hold_up_worker_exit() {
+    let idp = Idp::start();
+    // The IdP reads each request and never answers: every fetch is in flight until its
+    // 30 s timeout, far longer than a worker may take to exit.
+    idp.set_fault(Fault::Hang);
+    let source = key_uri(&idp, "refresh=10m timeout=30s");
+    let mut nginx = Nginx::http(&conf(&idp, &source, "", "")).start();
+    idp.wait_count(JWKS_PATH, 1, KEYS_WAIT).unwrap();
+    let old = nginx.worker_pids();
+    let mark = nginx.log_mark();
+    let start = Instant::now();
+    nginx.reload().unwrap();
+    let reload = start.elapsed();
+    let joined_old = wait_joined(&nginx, mark, old[0]);
+    // The old worker gave its lease back: the new one fetches at once, not after 30 s.
+    idp.wait_count(JWKS_PATH, 2, KEYS_WAIT).unwrap();
+    let worker = nginx.worker_pids()[0];
+    let mark = nginx.log_mark();
+    let start = Instant::now();
+    nginx.stop();
+    let quit = start.elapsed();
+    let joined = wait_joined(&nginx, mark, worker);
+    eprintln!("hanging IdP: reload done in {reload:?}, quit in {quit:?}\n{joined_old}\n{joined}");
+    for (what, took) in [("reload", reload), ("quit", quit)] {
+        assert!(
+            took < Duration::from_millis(1500),
+            "{what} took {took:?} with a hanging IdP"
+        );
+    }
+    nginx.finish();
 }

@@ -6,6 +6,7 @@ use nginx_sys::{ngx_flag_t, time_t, NGX_CONF_UNSET};
 
 use super::ext::ComplexValue;
 use super::value::{FailMode, RequireError};
+use crate::fetch::http::TrustedCa;
 use crate::jwt::alg::AlgSet;
 use crate::jwt::verify::KeySet;
 use crate::keys::RemoteSource;
@@ -103,8 +104,8 @@ pub struct JwtLocConf {
     pub identity: Option<Vec<IdentityHeader>>,
     /// `auth_jwt_key_uri` and `auth_jwt_discovery` sources.
     pub remote: Option<Vec<Arc<RemoteSource>>>,
-    /// `auth_jwt_trusted_certificate`, resolved to a full path.
-    pub trusted_certificate: Option<String>,
+    /// `auth_jwt_trusted_certificate`, read and parsed when the directive is.
+    pub trusted_certificate: Option<Arc<TrustedCa>>,
     pub fail_mode: Option<FailMode>,
     /// `auth_jwt_scope`, for the challenge.
     pub scope: Option<String>,
@@ -155,9 +156,7 @@ impl JwtLocConf {
         inherit(&mut self.scope, &prev.scope);
         inherit(&mut self.resource_metadata, &prev.resource_metadata);
         for source in self.remote.iter().flatten() {
-            let ca = source
-                .ca_file
-                .get_or_init(|| self.trusted_certificate.clone());
+            let ca = source.ca.get_or_init(|| self.trusted_certificate.clone());
             if *ca != self.trusted_certificate {
                 return Err(format!(
                     "\"{}\" is used with different \"auth_jwt_trusted_certificate\" values",

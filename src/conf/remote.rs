@@ -15,6 +15,7 @@ use super::cmd::{cmd_slot, set_once, with_conf, SIZE};
 use super::ext::{fail, full_path};
 use super::loc::{JwtLocConf, JwtMainConf, NGX_CONF_UNSET_SIZE};
 use super::value::parse_source;
+use crate::fetch::http::TrustedCa;
 use crate::keys::{RemoteSource, SourceKind};
 use crate::{zone, HttpAuthJwtModule};
 
@@ -85,15 +86,10 @@ pub unsafe extern "C" fn cmd_set_trusted_certificate(
     // SAFETY: registered with NGX_HTTP_LOC_CONF_OFFSET, so `conf` is a JwtLocConf.
     unsafe {
         with_conf(cf, conf, |lcf: &mut JwtLocConf, args| {
+            // Read here, by the master: workers run as `user` and may not read the file.
             set_once(&mut lcf.trusted_certificate, || {
                 let path = full_path(cf, args[0]).ok_or("cannot resolve path")?;
-                let pem = std::fs::read(&path).map_err(|e| format!("\"{path}\": {e}"))?;
-                let certs = openssl::x509::X509::stack_from_pem(&pem)
-                    .map_err(|_| format!("\"{path}\": not a PEM certificate bundle"))?;
-                if certs.is_empty() {
-                    return Err(format!("\"{path}\": no certificates"));
-                }
-                Ok(path)
+                TrustedCa::load(&path).map(Arc::new)
             })
         })
     }

@@ -1,13 +1,16 @@
 //! One blocking HTTPS GET with the fetcher's rules: verified TLS over the system OpenSSL,
-//! explicit timeouts, no proxy from the environment, https only, bounded body.
+//! explicit timeouts, no proxy from the environment, https only, bounded body, and every
+//! blocking step cut short by a stop request (`io`).
 
 use core::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
+use ureq::unversioned::transport::{Connector, NativeTlsConnector};
 use ureq::Agent;
 
+use super::io::{Stop, StopConnector, StopResolver};
 use super::policy;
 
 /// Largest JWKS or discovery document accepted.
@@ -84,6 +87,133 @@ mod tests {
         }
         assert_eq!(classify(ureq::Error::HostNotFound).kind(), "dns");
     }
+
+    fn self_signed_pem() -> Vec<u8> {
+        use openssl::{asn1::Asn1Time, ec, hash::MessageDigest, nid::Nid, pkey::PKey, x509};
+        let group = ec::EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+        let key = PKey::from_ec_key(ec::EcKey::generate(&group).unwrap()).unwrap();
+        let mut name = x509::X509NameBuilder::new().unwrap();
+        name.append_entry_by_nid(Nid::COMMONNAME, "ca").unwrap();
+        let name = name.build();
+        let mut b = x509::X509Builder::new().unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        b.build().to_pem().unwrap()
+    }
+
+    #[test]
+    fn trusted_certificates_are_parsed_at_load() {
+        let cert = self_signed_pem();
+        let two = [cert.clone(), cert.clone()].concat();
+        let key = b"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIJ+DYvh6SEqVTm50DFtMDoQikTmiCqirVv9mWG9qfSnF\n-----END PRIVATE KEY-----\n";
+        let with_key = [key.to_vec(), cert.clone()].concat();
+        let cases: [(&[u8], Result<usize, &str>); 6] = [
+            (&cert, Ok(1)),
+            (&two, Ok(2)),
+            (&with_key, Ok(1)),
+            (key, Err("\"ca.pem\": no certificates")),
+            (b"not pem at all\n", Err("\"ca.pem\": no certificates")),
+            (
+                b"-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+                Err("\"ca.pem\": not a PEM certificate bundle"),
+            ),
+        ];
+        for (i, (pem, want)) in cases.into_iter().enumerate() {
+            let got = TrustedCa::parse("ca.pem", pem).map(|ca| ca.count());
+            match (got, want) {
+                (Ok(n), Ok(m)) => assert_eq!(n, m, "case {i}"),
+                (Err(e), Err(prefix)) => assert!(e.starts_with(prefix), "case {i}: {e}"),
+                (got, want) => panic!("case {i}: got {got:?}, want {want:?}"),
+            }
+        }
+        let a = TrustedCa::parse("ca.pem", &cert).unwrap();
+        assert_eq!(a, TrustedCa::parse("ca.pem", &cert).unwrap());
+        assert_ne!(a, TrustedCa::parse("other.pem", &cert).unwrap());
+        assert_ne!(a, TrustedCa::parse("ca.pem", &two).unwrap());
+    }
+}
+
+/// Largest `auth_jwt_trusted_certificate` file read.
+pub const MAX_CA_FILE: u64 = 1024 * 1024;
+
+/// An `auth_jwt_trusted_certificate` bundle, read and parsed with the configuration: by the
+/// master, which may read files (a root-only directory) that the workers cannot.
+pub struct TrustedCa {
+    pub path: String,
+    certs: Arc<Vec<Certificate<'static>>>,
+}
+
+impl TrustedCa {
+    /// Reads and parses the bundle at `path`.
+    pub fn load(path: &str) -> Result<Self, String> {
+        use std::io::Read;
+        let mut pem = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_CA_FILE + 1).read_to_end(&mut pem))
+            .map_err(|e| format!("\"{path}\": {e}"))?;
+        if pem.len() as u64 > MAX_CA_FILE {
+            return Err(format!("\"{path}\": larger than {MAX_CA_FILE} bytes"));
+        }
+        Self::parse(path, &pem)
+    }
+
+    /// Parses PEM certificates as the fetcher will use them (other PEM items are skipped),
+    /// each also checked by OpenSSL, which verifies the IdP with them.
+    pub fn parse(path: &str, pem: &[u8]) -> Result<Self, String> {
+        let invalid =
+            |e: &dyn fmt::Display| format!("\"{path}\": not a PEM certificate bundle: {e}");
+        let mut certs = Vec::new();
+        for item in ureq::tls::parse_pem(pem) {
+            match item.map_err(|e| invalid(&e))? {
+                ureq::tls::PemItem::Certificate(c) => certs.push(c),
+                _ => continue,
+            }
+        }
+        if certs.is_empty() {
+            return Err(format!("\"{path}\": no certificates"));
+        }
+        for (i, cert) in certs.iter().enumerate() {
+            openssl::x509::X509::from_der(cert.der())
+                .map_err(|e| invalid(&format!("certificate {}: {e}", i + 1)))?;
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            certs: Arc::new(certs),
+        })
+    }
+
+    /// Number of certificates in the bundle.
+    pub fn count(&self) -> usize {
+        self.certs.len()
+    }
+}
+
+/// Same file, same certificates.
+impl PartialEq for TrustedCa {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path
+            && self.certs.len() == other.certs.len()
+            && self
+                .certs
+                .iter()
+                .zip(other.certs.iter())
+                .all(|(a, b)| a.der() == b.der())
+    }
+}
+
+impl fmt::Debug for TrustedCa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TrustedCa")
+            .field("path", &self.path)
+            .field("certs", &self.certs.len())
+            .finish()
+    }
 }
 
 /// What a conditional GET returned.
@@ -105,20 +235,12 @@ pub struct Client {
 }
 
 impl Client {
-    /// `ca_pem`: the `auth_jwt_trusted_certificate` bundle, else the system store.
-    pub fn new(timeout: Duration, ca_pem: Option<&[u8]>) -> Result<Self, FetchError> {
-        let roots = match ca_pem {
-            Some(pem) => {
-                let certs = ureq::tls::parse_pem(pem)
-                    .filter_map(|item| match item {
-                        Ok(ureq::tls::PemItem::Certificate(c)) => Some(Ok(c)),
-                        Ok(_) => None,
-                        Err(e) => Some(Err(e)),
-                    })
-                    .collect::<Result<Vec<Certificate<'static>>, _>>()
-                    .map_err(|e| FetchError::Tls(e.to_string()))?;
-                RootCerts::Specific(Arc::new(certs))
-            }
+    /// `ca`: the `auth_jwt_trusted_certificate` bundle, else the system store. Nothing is read
+    /// from disk here: the bundle was loaded with the configuration.
+    /// `stop`: once requested, any step in flight ends within one `io::SLICE`.
+    pub fn new(timeout: Duration, ca: Option<&TrustedCa>, stop: &Arc<Stop>) -> Self {
+        let roots = match ca {
+            Some(ca) => RootCerts::Specific(Arc::clone(&ca.certs)),
             None => RootCerts::PlatformVerifier,
         };
         let tls = TlsConfig::builder()
@@ -135,9 +257,17 @@ impl Client {
             .timeout_connect(Some(timeout))
             .user_agent("ngx_http_auth_jwt_module")
             .build();
-        Ok(Self {
-            agent: config.into(),
-        })
+        // Our TCP (connect, reads and writes in slices), then TLS over it.
+        let connector = StopConnector {
+            stop: Arc::clone(stop),
+        }
+        .chain(NativeTlsConnector::default());
+        let resolver = StopResolver {
+            stop: Arc::clone(stop),
+        };
+        Self {
+            agent: Agent::with_parts(config, connector, resolver),
+        }
     }
 
     /// GET `url`, revalidating with `etag` when given.

@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,7 +33,7 @@ use serde_json::{json, Value};
 
 use super::keys::{jwks, keys};
 use super::mint::now;
-use super::prefix::free_port;
+use super::prefix::listen_any;
 
 /// The path of the JWKS; the discovery document's `jwks_uri` names it.
 pub const JWKS_PATH: &str = "/jwks.json";
@@ -321,15 +321,12 @@ pub fn etag_of(body: &[u8]) -> String {
     format!("\"{hex}\"")
 }
 
+/// Port 0, kept bound: no window in which another process could take the port, and the
+/// harness never hands it to an NGINX.
 fn bind() -> TcpListener {
-    for _ in 0..100 {
-        // A port the harness never hands to an NGINX.
-        if let Ok(listener) = TcpListener::bind((Ipv4Addr::LOCALHOST, free_port())) {
-            listener.set_nonblocking(true).expect("nonblocking");
-            return listener;
-        }
-    }
-    panic!("no port for the mock IdP after 100 tries");
+    let listener = listen_any();
+    listener.set_nonblocking(true).expect("nonblocking");
+    listener
 }
 
 fn accept_loop(listener: &TcpListener, acceptor: &Arc<SslAcceptor>, shared: &Arc<Shared>) {

@@ -9,19 +9,26 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::thread;
 
-/// A port no other test in this process has been given: the kernel picks a free one, and a
-/// process-wide set makes sure it is handed out once.
-pub fn free_port() -> u16 {
+/// A listener on 127.0.0.1 at a port the kernel picked (port 0) and no other test in this
+/// process has been given: how servers inside the test process (the mock IdP) bind.
+pub fn listen_any() -> TcpListener {
     static TAKEN: OnceLock<Mutex<HashSet<u16>>> = OnceLock::new();
     let taken = TAKEN.get_or_init(|| Mutex::new(HashSet::new()));
     for _ in 0..1000 {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
         let port = listener.local_addr().expect("local addr").port();
         if taken.lock().unwrap_or_else(|e| e.into_inner()).insert(port) {
-            return port;
+            return listener;
         }
     }
     panic!("no free port after 1000 tries");
+}
+
+/// A port for a server that binds it itself (NGINX): free a moment ago and handed out once;
+/// someone else may take it meanwhile, so its user retries on "Address already in use"
+/// (`NginxBuilder::try_start`).
+pub fn free_port() -> u16 {
+    listen_any().local_addr().expect("local addr").port()
 }
 
 /// The temporary prefix of one NGINX: conf/, logs/, modules/, html/, keys/. Removed on drop
