@@ -53,6 +53,10 @@ fn bad_key_files_fail_with_file_line_and_reason() {
     no_k["k"] = json!("");
     let mut mismatched_alg = k.rsa.jwk();
     mismatched_alg["alg"] = json!("ES256");
+    let mut short_k = k.hs256.jwk();
+    short_k["k"] = json!(b64([7u8; 31]));
+    let mut hs512_short_k = k.hs256.jwk();
+    hs512_short_k["alg"] = json!("HS512");
     // Ed25519 points anyone can forge signatures for: the identity, and the order-4 point 0.
     let mut identity = [0u8; 32];
     identity[0] = 1;
@@ -105,6 +109,16 @@ fn bad_key_files_fail_with_file_line_and_reason() {
             name: "empty_k.json",
             content: jwks(&[no_k]),
             parts: &[],
+        },
+        BadKeyFile {
+            name: "short_k.json",
+            content: jwks(&[short_k]),
+            parts: &["key 1", "hmac secret is shorter than 32 bytes"],
+        },
+        BadKeyFile {
+            name: "hs512_short_k.json",
+            content: jwks(&[hs512_short_k]),
+            parts: &["hmac secret is shorter than its alg's hash output"],
         },
         BadKeyFile {
             name: "alg_mismatch.json",

@@ -17,6 +17,9 @@ use super::hmac::HmacKey;
 pub const MIN_RSA_BITS: u32 = 2048;
 /// Largest RSA modulus accepted: OpenSSL's own limit, and a bound on verification cost.
 pub const MAX_RSA_BITS: u32 = 16384;
+/// Shortest HMAC secret accepted: HS256's output (RFC 7518 §3.2). A secret verifies only the
+/// HS algorithms whose output is no longer than it: HS384 needs 48 bytes, HS512 64.
+pub const MIN_HMAC_LEN: usize = 32;
 /// Length of an Ed25519 public key and of its signatures' halves.
 pub const ED25519_KEY_LEN: usize = 32;
 
@@ -83,7 +86,10 @@ impl Curve {
 /// Why key material was refused.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum KeyError {
-    EmptySecret,
+    /// Under [`MIN_HMAC_LEN`] bytes, the shortest output of an HS algorithm (RFC 7518 §3.2).
+    HmacTooShort,
+    /// The JWK's `alg` needs a longer secret: HS384 48 bytes, HS512 64.
+    HmacTooShortForAlg,
     RsaTooShort,
     RsaTooLong,
     RsaModulus,
@@ -115,7 +121,8 @@ impl KeyError {
 
     pub fn as_str(self) -> &'static str {
         match self {
-            KeyError::EmptySecret => "hmac secret is empty",
+            KeyError::HmacTooShort => "hmac secret is shorter than 32 bytes",
+            KeyError::HmacTooShortForAlg => "hmac secret is shorter than its alg's hash output",
             KeyError::RsaTooShort => "rsa modulus is shorter than 2048 bits",
             KeyError::RsaTooLong => "rsa modulus is longer than 16384 bits",
             KeyError::RsaModulus => "rsa modulus is even",
@@ -150,8 +157,12 @@ pub struct KeyMaterial {
 
 #[derive(Clone)]
 pub(super) enum Kind {
-    /// Shared: cloning a key set must not copy six digest states.
-    Hmac(Arc<HmacKey>),
+    Hmac {
+        /// Shared: cloning a key set must not copy six digest states.
+        key: Arc<HmacKey>,
+        /// The HS algorithms whose output is no longer than the secret.
+        algs: AlgSet,
+    },
     Rsa(PKey<Public>),
     Ec {
         /// The key as an `EVP_PKEY`, for provider-based verification.
@@ -165,14 +176,23 @@ pub(super) enum Kind {
 }
 
 impl KeyMaterial {
-    /// An HMAC secret (JWK `oct`).
+    /// An HMAC secret (JWK `oct`) of at least [`MIN_HMAC_LEN`] bytes; it verifies the HS
+    /// algorithms whose hash output is no longer than it (RFC 7518 §3.2).
     pub fn hmac(secret: &[u8]) -> Result<Self, KeyError> {
-        if secret.is_empty() {
-            return Err(KeyError::EmptySecret);
+        if secret.len() < MIN_HMAC_LEN {
+            return Err(KeyError::HmacTooShort);
         }
+        let algs = [(Alg::HS256, 32), (Alg::HS384, 48), (Alg::HS512, 64)]
+            .into_iter()
+            .filter(|&(_, output)| secret.len() >= output)
+            .map(|(alg, _)| alg)
+            .collect();
         let key = HmacKey::new(secret).map_err(|_| KeyError::Openssl)?;
         Ok(Self {
-            kind: Kind::Hmac(Arc::new(key)),
+            kind: Kind::Hmac {
+                key: Arc::new(key),
+                algs,
+            },
         })
     }
 
@@ -270,7 +290,7 @@ impl KeyMaterial {
     /// JWK `kty`: `oct`, `RSA`, `EC` or `OKP`.
     pub fn kty(&self) -> &'static str {
         match self.kind {
-            Kind::Hmac(_) => "oct",
+            Kind::Hmac { .. } => "oct",
             Kind::Rsa(_) => "RSA",
             Kind::Ec { .. } => "EC",
             Kind::Ed25519(_) => "OKP",
@@ -280,7 +300,7 @@ impl KeyMaterial {
     /// Every algorithm this key type can verify: the key-type/algorithm binding.
     pub fn algorithms(&self) -> AlgSet {
         let algs: &[Alg] = match &self.kind {
-            Kind::Hmac(_) => &[Alg::HS256, Alg::HS384, Alg::HS512],
+            Kind::Hmac { algs, .. } => return *algs,
             Kind::Rsa(_) => &[
                 Alg::RS256,
                 Alg::RS384,
@@ -420,8 +440,12 @@ impl Jwk {
         alg: Option<Alg>,
         material: KeyMaterial,
     ) -> Result<Self, KeyError> {
-        if alg.is_some_and(|a| !material.algorithms().contains(a)) {
-            return Err(KeyError::AlgMismatch);
+        if let Some(a) = alg.filter(|&a| !material.algorithms().contains(a)) {
+            let hs = matches!(a, Alg::HS256 | Alg::HS384 | Alg::HS512);
+            return Err(match material.kind {
+                Kind::Hmac { .. } if hs => KeyError::HmacTooShortForAlg,
+                _ => KeyError::AlgMismatch,
+            });
         }
         Ok(Self { kid, alg, material })
     }
@@ -482,8 +506,41 @@ mod tests {
     }
 
     #[test]
+    fn hmac_secret_lengths() {
+        use Alg::{HS256, HS384, HS512};
+        type Case = (usize, Option<Alg>, Result<Vec<Alg>, KeyError>);
+        let cases: [Case; 14] = [
+            (0, None, Err(KeyError::HmacTooShort)),
+            (6, None, Err(KeyError::HmacTooShort)),
+            (31, None, Err(KeyError::HmacTooShort)),
+            (31, Some(HS256), Err(KeyError::HmacTooShort)),
+            (32, None, Ok(vec![HS256])),
+            (47, None, Ok(vec![HS256])),
+            (48, None, Ok(vec![HS256, HS384])),
+            (63, None, Ok(vec![HS256, HS384])),
+            (64, None, Ok(vec![HS256, HS384, HS512])),
+            (32, Some(HS256), Ok(vec![HS256])),
+            (32, Some(HS384), Err(KeyError::HmacTooShortForAlg)),
+            (47, Some(HS384), Err(KeyError::HmacTooShortForAlg)),
+            (63, Some(HS512), Err(KeyError::HmacTooShortForAlg)),
+            (64, Some(HS512), Ok(vec![HS512])),
+        ];
+        for (len, alg, expected) in cases {
+            let got = KeyMaterial::hmac(&vec![7; len])
+                .and_then(|m| Jwk::new(None, alg, m))
+                .map(|k| {
+                    // What a key verifies is what it fits: a 32-byte secret never meets HS512.
+                    for a in [HS256, HS384, HS512] {
+                        assert_eq!(k.fits(a), k.algorithms().contains(a), "{len} {a}");
+                    }
+                    k.algorithms().iter().collect::<Vec<_>>()
+                });
+            assert_eq!(got, expected, "{len} bytes, alg {alg:?}");
+        }
+    }
+
+    #[test]
     fn other_material() {
-        assert_eq!(KeyMaterial::hmac(b"").unwrap_err(), KeyError::EmptySecret);
         for len in [0, 31, 33, 64] {
             let err = KeyMaterial::ed25519(&vec![9; len]).unwrap_err();
             assert_eq!(err, KeyError::Ed25519Length);
@@ -495,7 +552,7 @@ mod tests {
         );
         let ec = KeyMaterial::ec(Curve::P521, &[0; 66], &[0; 65]).unwrap_err();
         assert_eq!(ec, KeyError::EcCoordinateLength);
-        let secret = KeyMaterial::hmac(b"hunter2-hunter2").unwrap();
+        let secret = KeyMaterial::hmac(b"hunter2-hunter2-hunter2-hunter2-").unwrap();
         assert_eq!(format!("{secret:?}"), "KeyMaterial(oct)");
     }
 
