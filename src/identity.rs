@@ -80,6 +80,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::jwt::json::{parse_object, Limits};
 
     #[test]
     fn renders_like_plus() {
@@ -95,6 +96,50 @@ mod tests {
         ];
         for (value, want) in cases {
             assert_eq!(render(&value), want, "{value}");
+        }
+    }
+
+    /// Numbers render as the token wrote them: an integer past 2^64 is not rounded to a float
+    /// that another subject shares, and `1.0`, `-0`, `1e400` keep their spelling (but for
+    /// the exponent's `e+`/`e-`).
+    #[test]
+    fn numbers_render_as_their_json_text() {
+        let cases = [
+            ("18446744073709551615", "18446744073709551615"),
+            ("18446744073709551616", "18446744073709551616"),
+            ("18446744073709551617", "18446744073709551617"),
+            ("-9223372036854775809", "-9223372036854775809"),
+            (
+                "123456789012345678901234567890",
+                "123456789012345678901234567890",
+            ),
+            ("42", "42"),
+            ("-7", "-7"),
+            ("1.0", "1.0"),
+            ("-0", "-0"),
+            ("-0.0", "-0.0"),
+            ("0.1", "0.1"),
+            // serde_json writes an exponent as `e` and a sign, the one change it makes.
+            ("1e3", "1e+3"),
+            ("1E+2", "1e+2"),
+            ("1E-2", "1e-2"),
+            ("1e400", "1e+400"),
+            ("1e-400", "1e-400"),
+            ("[18446744073709551616,2.50]", "18446744073709551616,2.50"),
+            (
+                r#"{"id":18446744073709551617}"#,
+                r#"{"id":18446744073709551617}"#,
+            ),
+        ];
+        let limits = Limits {
+            max_depth: 4,
+            max_members: 16,
+        };
+        for (json, want) in cases {
+            let doc = format!(r#"{{"sub":{json}}}"#);
+            let claims = parse_object(doc.as_bytes(), limits).unwrap();
+            assert_eq!(render(&claims["sub"]), want, "{json}");
+            assert_eq!(header_value(&claims["sub"]).as_deref(), Ok(want), "{json}");
         }
     }
 

@@ -1,9 +1,12 @@
 //! Tests for auth_jwt: configuration errors found by `nginx -t`, with file, line and reason.
 
+use ed25519_dalek::pkcs8::EncodePublicKey;
+use ed25519_dalek::VerifyingKey;
 use serde_json::json;
 
 use crate::harness::check::ConfigCheck;
 use crate::harness::keys::jwks;
+use crate::harness::mint::b64;
 use crate::harness::{keys, Failures, Nginx};
 
 /// `HTTP` goes in `http { }`, `SERVER` in the server, `LOCATION` in `location /`.
@@ -50,6 +53,22 @@ fn bad_key_files_fail_with_file_line_and_reason() {
     no_k["k"] = json!("");
     let mut mismatched_alg = k.rsa.jwk();
     mismatched_alg["alg"] = json!("ES256");
+    let mut short_k = k.hs256.jwk();
+    short_k["k"] = json!(b64([7u8; 31]));
+    let mut hs512_short_k = k.hs256.jwk();
+    hs512_short_k["alg"] = json!("HS512");
+    // Ed25519 points anyone can forge signatures for: the identity, and the order-4 point 0.
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let mut identity_x = k.ed.jwk();
+    identity_x["x"] = json!(b64(identity));
+    let order4_pem = VerifyingKey::from_bytes(&[0; 32])
+        .expect("ed25519-dalek decodes small-order points")
+        .to_public_key_pem(Default::default())
+        .expect("pem");
+    // y = 2^255 - 1, above the field prime.
+    let mut non_canonical_x = k.ed.jwk();
+    non_canonical_x["x"] = json!(b64([[0xff; 31].as_slice(), &[0x7f]].concat()));
     let cases = [
         BadKeyFile {
             name: "empty.json",
@@ -92,6 +111,16 @@ fn bad_key_files_fail_with_file_line_and_reason() {
             parts: &[],
         },
         BadKeyFile {
+            name: "short_k.json",
+            content: jwks(&[short_k]),
+            parts: &["key 1", "hmac secret is shorter than 32 bytes"],
+        },
+        BadKeyFile {
+            name: "hs512_short_k.json",
+            content: jwks(&[hs512_short_k]),
+            parts: &["hmac secret is shorter than its alg's hash output"],
+        },
+        BadKeyFile {
             name: "alg_mismatch.json",
             content: jwks(&[mismatched_alg]),
             parts: &[],
@@ -105,6 +134,21 @@ fn bad_key_files_fail_with_file_line_and_reason() {
             name: "weak_rsa.pem",
             content: k.rsa_1024.spki_pem.clone(),
             parts: &[],
+        },
+        BadKeyFile {
+            name: "ed25519_identity.json",
+            content: jwks(&[identity_x]),
+            parts: &["ed25519 public key is a small-order point"],
+        },
+        BadKeyFile {
+            name: "ed25519_order4.pem",
+            content: order4_pem,
+            parts: &["pem block 1", "ed25519 public key is a small-order point"],
+        },
+        BadKeyFile {
+            name: "ed25519_non_canonical.json",
+            content: jwks(&[non_canonical_x]),
+            parts: &["ed25519 public key is not a canonical encoding"],
         },
         BadKeyFile {
             name: "private.pem",

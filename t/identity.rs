@@ -268,3 +268,54 @@ fn control_characters_in_claims_are_refused() {
     f.assert();
     nginx.finish();
 }
+
+const NUMBERS_CONF: &str = r#"
+    auth_jwt_claim_set $jwt_user_id user id;
+    server {
+        listen 127.0.0.1:{{port}};
+        auth_jwt_key_file {{keys}}/jwks.json;
+
+        location / {
+            auth_jwt "api";
+            auth_jwt_identity_header X-User-Id sub;
+            proxy_set_header X-Var-Sub $jwt_claim_sub;
+            proxy_set_header X-Var-User-Id $jwt_user_id;
+            proxy_pass {{upstream}};
+        }
+    }
+"#;
+
+/// Numbers reach the upstream as the token wrote them: past 2^64 they used to collapse into
+/// one float (`1.8446744073709552e+19`), so two subjects shared one identity.
+#[test]
+fn numeric_claims_keep_their_json_text() {
+    let nginx = Nginx::http(NUMBERS_CONF)
+        .echo_header("X-Var-Sub")
+        .echo_header("X-Var-User-Id")
+        .start();
+    let exp = crate::harness::now() + 300;
+    let mut f = Failures::new();
+    for number in [
+        "18446744073709551616",
+        "18446744073709551617",
+        "-9223372036854775809",
+        "1.0",
+        "-0",
+        "1e+400",
+    ] {
+        let payload = format!(r#"{{"sub":{number},"user":{{"id":{number}}},"exp":{exp}}}"#);
+        let token = Jwt::new("ES256").raw_payload(payload).encode();
+        let got = nginx.check_accepted("/", &token).map(|r| {
+            ["x-user-id", "x-var-sub", "x-var-user-id"].map(|h| r.echo(h).unwrap_or_default())
+        });
+        f.check(
+            number,
+            match got {
+                Ok(values) if values.iter().all(|v| v == number) => Ok(()),
+                other => Err(format!("{other:?}, want {number:?} in all three")),
+            },
+        );
+    }
+    f.assert();
+    nginx.finish();
+}

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::harness::idp::{Idp, JWKS_PATH};
+use crate::harness::mint::b64_decode;
 use crate::harness::nginx::NGINX_BIN;
 use crate::harness::poll_until;
 use crate::harness::prefix::free_port;
@@ -562,7 +563,15 @@ fn algorithms_of(jwks: &[Value]) -> Vec<String> {
                 (_, Some("EC"), Some("P-384")) => vec!["ES384"],
                 (_, Some("EC"), Some("P-521")) => vec!["ES512"],
                 (_, Some("OKP"), _) => vec!["EdDSA"],
-                (_, Some("oct"), _) => vec!["HS256", "HS384", "HS512"],
+                // HS256 from 32 bytes, HS384 from 48, HS512 from 64 (RFC 7518 §3.2).
+                (_, Some("oct"), _) => {
+                    let len = b64_decode(k["k"].as_str().expect("k")).len();
+                    [("HS256", 32), ("HS384", 48), ("HS512", 64)]
+                        .into_iter()
+                        .filter(|&(_, min)| len >= min)
+                        .map(|(alg, _)| alg)
+                        .collect()
+                }
                 other => panic!("unexpected JWK {other:?}"),
             },
         )

@@ -94,7 +94,7 @@ fn main() {
     write(
         "jwks",
         "oct-with-ops",
-        r#"{"keys":[{"kty":"oct","k":"c2VjcmV0","key_ops":["sign","verify"],"alg":"HS512"}]}"#,
+        r#"{"keys":[{"kty":"oct","k":"YSA2NC1ieXRlIEhTNTEyIHNlY3JldCwgYSA2NC1ieXRlIEhTNTEyIHNlY3JldCwgYSA2NC1ieXRlIHNlY3JldA","key_ops":["sign","verify"],"alg":"HS512"}]}"#,
     );
     write("jwks", "empty", r#"{"keys":[]}"#);
     write(

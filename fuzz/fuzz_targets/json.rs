@@ -3,8 +3,9 @@
 //! Invariants:
 //! - no panic, no stack exhaustion, whatever the nesting;
 //! - an accepted document is within its depth and member limits and equals what serde_json
-//!   makes of it; a document serde_json accepts as an object is refused only for a limit or
-//!   a duplicate member, and one it refuses is refused;
+//!   makes of it (numbers as their text: both sides use `arbitrary_precision`); a document
+//!   serde_json accepts as an object is refused only for a limit, a duplicate member or the
+//!   reserved member name, and one it refuses is refused;
 //! - `header_value` passes no control character and nothing over 4096 bytes.
 #![no_main]
 
@@ -76,7 +77,13 @@ fuzz_target!(|data: &[u8]| {
             Err(JsonError::NotObject) => {
                 assert!(matches!(&reference, Ok(v) if !v.is_object()));
             }
-            Err(JsonError::DuplicateKey | JsonError::TooDeep | JsonError::TooManyMembers) => {}
+            // serde_json reads a member named its number marker as a number; we refuse it.
+            Err(
+                JsonError::DuplicateKey
+                | JsonError::TooDeep
+                | JsonError::TooManyMembers
+                | JsonError::ReservedKey,
+            ) => {}
         }
     }
 });

@@ -25,8 +25,8 @@ use crate::jwt::verify::KeySet;
 pub const NOW: i64 = 1_700_000_000;
 pub const ISSUER: &str = "https://idp.example";
 pub const AUDIENCE: &str = "api";
-/// The HMAC secret of the `oct` key (kid `hs`).
-pub const HMAC_SECRET: &[u8] = b"fuzzing-secret-fuzzing-secret-32";
+/// The HMAC secret of the `oct` key (kid `hs`): 64 bytes, long enough for HS512.
+pub const HMAC_SECRET: &[u8] = b"fuzzing-secret-fuzzing-secret-fuzzing-secret-fuzzing-secret-64!!";
 
 const RSA_PEM: &[u8] = include_bytes!("../keys/rsa.pem");
 const P256_PEM: &[u8] = include_bytes!("../keys/p256.pem");

@@ -156,6 +156,17 @@ mod tests {
             (r#"{"exp":true}"#, 0, Err(exp_nan)),
             (r#"{"exp":[2000000]}"#, 0, Err(exp_nan)),
             (r#"{"exp":{"$numberLong":"2000000"}}"#, 0, Err(exp_nan)),
+            // JSON numbers beyond f64 parse (they keep their text) but are no time.
+            (r#"{"exp":1e999}"#, 0, Err(exp_nan)),
+            (r#"{"exp":-1e999}"#, 0, Err(exp_nan)),
+            (r#"{"exp":2000000,"nbf":1e999}"#, 0, Err(nbf_nan)),
+            (r#"{"exp":1e+6}"#, 0, Err(Expired { exp: 1_000_000 })),
+            (r#"{"exp":2e6,"nbf":-0}"#, 0, Ok(())),
+            (
+                r#"{"exp":2000000.0,"nbf":1000001.000}"#,
+                0,
+                Err(NotYetValid { nbf: 1_000_001 }),
+            ),
             (r#"{}"#, 0, Err(MissingExp)),
             (r#"{"nbf":1}"#, 0, Err(MissingExp)),
             (r#"{"exp":2000000,"nbf":1000000}"#, 0, Ok(())),

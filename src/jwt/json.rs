@@ -16,7 +16,8 @@ pub struct Limits {
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum JsonError {
-    /// Not JSON (RFC 8259), including numbers out of `f64` range and trailing bytes.
+    /// Not JSON (RFC 8259), including trailing bytes. Numbers of any size or precision are
+    /// JSON: they keep their text (`1e400`, `18446744073709551616`, `-0`, `1.0`).
     Syntax,
     /// Valid JSON whose top level is not an object.
     NotObject,
@@ -24,6 +25,8 @@ pub enum JsonError {
     DuplicateKey,
     TooDeep,
     TooManyMembers,
+    /// A member named [`NUMBER_TOKEN`]: serde_json's own marker for a number's text.
+    ReservedKey,
 }
 
 impl fmt::Display for JsonError {
@@ -34,11 +37,19 @@ impl fmt::Display for JsonError {
             JsonError::DuplicateKey => "duplicate member name",
             JsonError::TooDeep => "nested too deeply",
             JsonError::TooManyMembers => "too many members",
+            JsonError::ReservedKey => "reserved member name",
         })
     }
 }
 
 impl std::error::Error for JsonError {}
+
+/// With serde_json's `arbitrary_precision` feature (Cargo.toml) the deserializer hands a
+/// number that fits neither `u64` nor `i64` to `visit_map`, as a one-member map: this key,
+/// and the number's text as an owned `String` (serde_json's own `Value` reads it the same
+/// way; the test `numbers_keep_their_text` fails should serde_json change it). A JSON object
+/// naming this member is refused, so it can never pass for a number.
+pub const NUMBER_TOKEN: &str = "$serde_json::private::Number";
 
 /// Parses `bytes` as one JSON object under `limits`.
 pub fn parse_object(bytes: &[u8], limits: Limits) -> Result<Map<String, Value>, JsonError> {
@@ -161,10 +172,21 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut next = access.next_key::<String>()?;
+        if next.as_deref() == Some(NUMBER_TOKEN) {
+            // Refused unless the value is serde_json's owned number text (see NUMBER_TOKEN).
+            self.budget.error = Some(JsonError::ReservedKey);
+            let number = access.next_value_seed(NumberText)?;
+            self.budget.error = None;
+            return Ok(Value::Number(number));
+        }
         let depth = self.budget.enter(self.depth)?;
         let mut map = Map::new();
-        while let Some(key) = access.next_key::<String>()? {
+        while let Some(key) = next {
             self.budget.count()?;
+            if key == NUMBER_TOKEN {
+                return Err(self.budget.fail(JsonError::ReservedKey));
+            }
             if map.contains_key(&key) {
                 return Err(self.budget.fail(JsonError::DuplicateKey));
             }
@@ -173,8 +195,38 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
                 depth,
             })?;
             map.insert(key, value);
+            next = access.next_key::<String>()?;
         }
         Ok(Value::Object(map))
+    }
+}
+
+/// The text of a number, as serde_json passes it: an owned `String` (a JSON string value
+/// arrives through `visit_str` or `visit_borrowed_str`, which are refused).
+struct NumberText;
+
+impl<'de> DeserializeSeed<'de> for NumberText {
+    type Value = Number;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Number, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl Visitor<'_> for NumberText {
+    type Value = Number;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the text of a json number")
+    }
+
+    fn visit_string<E: de::Error>(self, text: String) -> Result<Number, E> {
+        text.parse().map_err(E::custom)
+    }
+
+    /// A JSON string (borrowed or unescaped): a member named the marker, refused.
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Number, E> {
+        Err(E::custom("a json string is not a number's text"))
     }
 }
 
@@ -201,6 +253,8 @@ mod tests {
             (br#"{"a":[1,2,3,4,5,6,7]}"#, 1),
             (br#"{"n":18446744073709551615,"m":-9223372036854775808}"#, 2),
             (br#"{"big":1e308,"tiny":1e-400}"#, 2),
+            (br#"{"huge":1e400,"neg":-1e400,"n":1e999999999}"#, 3),
+            (br#"{"a":1,"b":{"$serde_json::private::Numbe":"5"}}"#, 2),
             (br#"{"\u00e9":"\u00e9","e":2}"#, 2),
             (br#"{"A":1,"a":2}"#, 2),
         ];
@@ -234,8 +288,11 @@ mod tests {
             (b"{a:1}", JsonError::Syntax),
             (b"{\"a\":NaN}", JsonError::Syntax),
             (b"{\"a\":Infinity}", JsonError::Syntax),
-            (b"{\"a\":1e400}", JsonError::Syntax),
-            (b"{\"a\":-1e400}", JsonError::Syntax),
+            (b"{\"a\":1.}", JsonError::Syntax),
+            (b"{\"a\":.5}", JsonError::Syntax),
+            (b"{\"a\":1e}", JsonError::Syntax),
+            (b"{\"a\":+1}", JsonError::Syntax),
+            (b"{\"a\":-}", JsonError::Syntax),
             (b"{\"a\":01}", JsonError::Syntax),
             (b"{\"a\":1}/*c*/", JsonError::Syntax),
             (b"\xef\xbb\xbf{}", JsonError::Syntax),
@@ -262,6 +319,31 @@ mod tests {
             (many.as_bytes(), JsonError::TooManyMembers),
             (br#"{"a":[1,2,3,4,5,6,7,8]}"#, JsonError::TooManyMembers),
             (bomb.as_bytes(), JsonError::TooDeep),
+            // serde_json's number marker, written as a member, never passes for a number.
+            (
+                br#"{"$serde_json::private::Number":"5"}"#,
+                JsonError::ReservedKey,
+            ),
+            (
+                br#"{"a":{"$serde_json::private::Number":"5"}}"#,
+                JsonError::ReservedKey,
+            ),
+            (
+                br#"{"a":{"\u0024serde_json::private::Number":"5"}}"#,
+                JsonError::ReservedKey,
+            ),
+            (
+                br#"{"a":{"$serde_json::private::Number":5}}"#,
+                JsonError::ReservedKey,
+            ),
+            (
+                br#"{"a":{"$serde_json::private::Number":{}}}"#,
+                JsonError::ReservedKey,
+            ),
+            (
+                br#"{"a":{"b":1,"$serde_json::private::Number":"5"}}"#,
+                JsonError::ReservedKey,
+            ),
         ];
         for &(input, expected) in cases {
             assert_eq!(
@@ -271,6 +353,54 @@ mod tests {
                 String::from_utf8_lossy(input)
             );
         }
+    }
+
+    #[test]
+    fn numbers_keep_their_text() {
+        for text in [
+            "0",
+            "-0",
+            "42",
+            "-7",
+            "1.0",
+            "-0.0",
+            "2.50",
+            "1e+3",
+            "1e-400",
+            "1e+400",
+            "-1e+400",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-9223372036854775808",
+            "-9223372036854775809",
+            "123456789012345678901234567890.5e-7",
+        ] {
+            let doc = format!(r#"{{"n":{text},"a":[{text}],"o":{{"n":{text}}}}}"#);
+            let map = parse(doc.as_bytes()).unwrap_or_else(|e| panic!("{text}: {e}"));
+            for v in [&map["n"], &map["a"][0], &map["o"]["n"]] {
+                let Value::Number(n) = v else {
+                    panic!("{text}: {v:?} is not a number")
+                };
+                assert_eq!(n.to_string(), text);
+            }
+            assert_eq!(
+                Value::Object(map),
+                serde_json::from_str::<Value>(&doc).unwrap()
+            );
+        }
+        // The one rewrite: serde_json spells every exponent `e` and a sign.
+        for (text, kept) in [("1e3", "1e+3"), ("1E3", "1e+3"), ("2.5E-7", "2.5e-7")] {
+            let map = parse(format!(r#"{{"n":{text}}}"#).as_bytes()).unwrap();
+            assert_eq!(map["n"].to_string(), kept);
+        }
+        // A number is no container: it counts toward neither limit.
+        assert!(parse(br#"{"a":{"b":{"c":{"d":1.5}}}}"#).is_ok());
+        assert!(parse(br#"{"a":[1.5,2.5,3.5,4.5,5.5,6.5,7.5]}"#).is_ok());
+        // Times still read as numbers.
+        let map = parse(br#"{"exp":1.7e9,"big":18446744073709551616}"#).unwrap();
+        assert_eq!(map["exp"].as_f64(), Some(1.7e9));
+        assert_eq!(map["big"].as_f64(), Some(18446744073709551616.0));
+        assert_eq!(map["big"].as_u64(), None);
     }
 
     #[test]

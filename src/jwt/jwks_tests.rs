@@ -197,23 +197,36 @@ fn jwk_edge_cases() {
             format!(r#"{{"kty":"OKP","crv":"X25519","x":"{ed}"}}"#),
             Ok("skipped: unsupported okp curve"),
         ),
-        (r#"{"kty":"oct","k":"c2VjcmV0"}"#.into(), Ok("oct")),
+        (
+            r#"{"kty":"oct","k":"YSAzMi1ieXRlIGhtYWMgc2VjcmV0IGZvciB0ZXN0cyE"}"#.into(),
+            Ok("oct"),
+        ),
         (
             r#"{"kty":"oct","k":""}"#.into(),
-            Err("key 1: hmac secret is empty".into()),
+            Err("key 1: hmac secret is shorter than 32 bytes".into()),
+        ),
+        (
+            r#"{"kty":"oct","k":"c2VjcmV0"}"#.into(),
+            Err("key 1: hmac secret is shorter than 32 bytes".into()),
+        ),
+        (
+            r#"{"kty":"oct","k":"YSAzMi1ieXRlIGhtYWMgc2VjcmV0IGZvciB0ZXN0cyE","alg":"HS384"}"#
+                .into(),
+            Err("key 1: hmac secret is shorter than its alg's hash output".into()),
         ),
         (
             r#"{"kty":"oct"}"#.into(),
             Err(r#"key 1: member "k" is missing"#.into()),
         ),
         (
-            r#"{"kty":"oct","k":"c2VjcmV0","alg":"RS256"}"#.into(),
+            r#"{"kty":"oct","k":"YSAzMi1ieXRlIGhtYWMgc2VjcmV0IGZvciB0ZXN0cyE","alg":"RS256"}"#
+                .into(),
             Err("key 1: alg does not fit the key type".into()),
         ),
         (r#"{"kty":"foo"}"#.into(), Ok("skipped: unsupported kty")),
         (r#"{"kty":"rsa"}"#.into(), Ok("skipped: unsupported kty")),
         (
-            r#"{"k":"c2VjcmV0"}"#.into(),
+            r#"{"k":"YSAzMi1ieXRlIGhtYWMgc2VjcmV0IGZvciB0ZXN0cyE"}"#.into(),
             Err(r#"key 1: member "kty" is missing"#.into()),
         ),
         (
@@ -221,20 +234,23 @@ fn jwk_edge_cases() {
             Err(r#"key 1: member "kty" is not a string"#.into()),
         ),
         (
-            r#"{"kty":"oct","k":"c2VjcmV0","kid":5}"#.into(),
+            r#"{"kty":"oct","k":"YSAzMi1ieXRlIGhtYWMgc2VjcmV0IGZvciB0ZXN0cyE","kid":5}"#.into(),
             Err(r#"key 1: member "kid" is not a string"#.into()),
         ),
         (
-            format!(r#"{{"kty":"oct","k":"c2VjcmV0","kid":"{long_kid}"}}"#),
+            format!(
+                r#"{{"kty":"oct","k":"YSAzMi1ieXRlIGhtYWMgc2VjcmV0IGZvciB0ZXN0cyE","kid":"{long_kid}"}}"#
+            ),
             Ok("skipped: kid is longer than 256 bytes"),
         ),
         (
-            r#"{"kty":"oct","k":"c2VjcmV0","kid":"a\"b\n"}"#.into(),
+            r#"{"kty":"oct","k":"YSAzMi1ieXRlIGhtYWMgc2VjcmV0IGZvciB0ZXN0cyE","kid":"a\"b\n"}"#
+                .into(),
             Ok("oct"),
         ),
         (
             r#"{"kty":"oct","k":"","kid":"a\"b\n"}"#.into(),
-            Err(r#"key 1 (kid "a\"b\n"): hmac secret is empty"#.into()),
+            Err(r#"key 1 (kid "a\"b\n"): hmac secret is shorter than 32 bytes"#.into()),
         ),
         (r#""RSA""#.into(), Err("key 1: not a json object".into())),
         (r#"null"#.into(), Err("key 1: not a json object".into())),
@@ -258,7 +274,7 @@ fn jwk_edge_cases() {
 
 #[test]
 fn jwks_document_shapes() {
-    let oct = r#"{"kty":"oct","k":"c2VjcmV0"}"#;
+    let oct = r#"{"kty":"oct","k":"YSAzMi1ieXRlIGhtYWMgc2VjcmV0IGZvciB0ZXN0cyE"}"#;
     let many = one(&vec![oct; MAX_KEYS + 1].join(","));
     let max = one(&vec![oct; MAX_KEYS].join(","));
     assert_eq!(parse_jwks(max.as_bytes()).unwrap().keys.len(), MAX_KEYS);
@@ -435,7 +451,7 @@ fn pem_key_verifies_a_minted_token() {
 
 #[test]
 fn key_file_sniffing() {
-    let jwks = one(r#"{"kty":"oct","k":"c2VjcmV0"}"#);
+    let jwks = one(r#"{"kty":"oct","k":"YSAzMi1ieXRlIGhtYWMgc2VjcmV0IGZvciB0ZXN0cyE"}"#);
     let pem = pem_of(&PKey::generate_ed25519().unwrap());
     let cases: Vec<(String, Result<&str, JwksError>)> = vec![
         (jwks.clone(), Ok("oct")),

@@ -137,6 +137,7 @@ fn header_error(e: JsonError) -> VerifyError {
         JsonError::DuplicateKey => "duplicate member in header",
         JsonError::TooDeep => "header is nested too deeply",
         JsonError::TooManyMembers => "header has too many members",
+        JsonError::ReservedKey => "reserved member name in header",
     })
 }
 
@@ -147,6 +148,7 @@ fn payload_error(e: JsonError) -> VerifyError {
         JsonError::DuplicateKey => "duplicate member in payload",
         JsonError::TooDeep => "payload is nested too deeply",
         JsonError::TooManyMembers => "payload has too many members",
+        JsonError::ReservedKey => "reserved member name in payload",
     })
 }
 
@@ -349,7 +351,10 @@ mod tests {
                 b"{\"a\":[{\"b\":1,\"b\":1}]}",
                 m("duplicate member in payload"),
             ),
-            (b"{\"exp\":1e999}", m("payload is not valid json")),
+            (
+                br#"{"sub":{"$serde_json::private::Number":"1"}}"#,
+                m("reserved member name in payload"),
+            ),
             (b"{\"sub\":\"a\"", m("payload is not valid json")),
             (b"{\"sub\":\"\xff\"}", m("payload is not utf-8")),
             (b"\xfe\xff", m("payload is not utf-8")),

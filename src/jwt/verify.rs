@@ -137,7 +137,7 @@ enum Search<'k> {
 /// signature; the OpenSSL error queue is left empty either way.
 fn check(material: &KeyMaterial, alg: Alg, input: &[u8], signature: &[u8]) -> bool {
     match (&material.kind, alg) {
-        (Kind::Hmac(key), Alg::HS256 | Alg::HS384 | Alg::HS512) => {
+        (Kind::Hmac { key, .. }, Alg::HS256 | Alg::HS384 | Alg::HS512) => {
             key.verify(alg, input, signature)
         }
         (Kind::Rsa(key), Alg::RS256 | Alg::RS384 | Alg::RS512) => rsa(key, alg, input, signature),
