@@ -3,6 +3,7 @@
 
 pub mod alg;
 pub mod claims;
+mod ed25519;
 pub mod error;
 mod hmac;
 pub mod json;
