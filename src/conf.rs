@@ -15,11 +15,10 @@ use ngx::{ngx_log_error, ngx_string};
 use self::cmd::*;
 
 mod cmd;
-pub mod ext;
+pub(crate) mod ext;
 mod loc;
-pub mod remote;
+pub(crate) mod remote;
 mod srv;
-pub mod value;
 
 pub use self::loc::{JwtLocConf, JwtMainConf, Mode};
 pub use self::srv::JwtSrvConf;

@@ -5,8 +5,8 @@ use std::rc::Rc;
 use nginx_sys::ngx_http_request_t;
 use ngx::core::Pool;
 
-use crate::authn::Verified;
-use crate::jwt::error::Status;
+use auth_jwt_core::authn::Verified;
+use auth_jwt_core::jwt::error::Status;
 
 /// Outcome of the access check for one request.
 #[derive(Debug)]

@@ -9,14 +9,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use self::http::{Client, FetchError, Fetched};
 use self::io::Stop;
-use crate::jwks;
-use crate::jwt::verify::KeySet;
 use crate::keys::{Published, RemoteSource, SourceKind};
 use crate::zone::{SlotState, ZoneData};
+use auth_jwt_core::jwks;
+use auth_jwt_core::jwt::verify::KeySet;
+use auth_jwt_core::refresh as policy;
 
-pub mod http;
-pub mod io;
-pub mod policy;
+pub(crate) mod http;
+mod io;
 
 /// How often the thread looks at the zone: the latency of an unknown-kid wake-up and of
 /// picking up keys another worker fetched.
@@ -55,9 +55,12 @@ pub fn unix_now() -> i64 {
 }
 
 /// The running thread of one worker.
+///
+/// Dropped without `stop` (a panic in `exit_process`, say), it still stops and joins the
+/// thread: it must never outlive the worker's teardown (OpenSSL's exit handlers, the pool).
 pub struct Fetcher {
     stop: Arc<Stop>,
-    handle: JoinHandle<()>,
+    handle: Option<JoinHandle<()>>,
 }
 
 impl Fetcher {
@@ -71,23 +74,39 @@ impl Fetcher {
         let handle = std::thread::Builder::new()
             .name("auth_jwt fetch".into())
             .spawn(move || Worker::new(sources, zone, flag).run())?;
-        Ok(Self { stop, handle })
+        Ok(Self {
+            stop,
+            handle: Some(handle),
+        })
     }
 
     /// Asks the thread to end (waking it, and cutting any I/O in flight) and joins it.
     /// Ok(time taken); Err(`JOIN_BOUND`) if it is still running then (a bug: it is left
     /// behind, touching only the zone and its own data).
-    pub fn stop(self) -> Result<Duration, Duration> {
+    pub fn stop(mut self) -> Result<Duration, Duration> {
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<Duration, Duration> {
         let start = Instant::now();
+        let Some(handle) = self.handle.take() else {
+            return Ok(Duration::ZERO);
+        };
         self.stop.request();
-        while !self.handle.is_finished() {
+        while !handle.is_finished() {
             if start.elapsed() >= JOIN_BOUND {
                 return Err(JOIN_BOUND);
             }
             std::thread::sleep(Duration::from_millis(2));
         }
-        let _ = self.handle.join();
+        let _ = handle.join();
         Ok(start.elapsed())
+    }
+}
+
+impl Drop for Fetcher {
+    fn drop(&mut self) {
+        let _ = self.join();
     }
 }
 

@@ -13,18 +13,18 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::authn::{self, log_safe, Denial, KeySource, Lookup, Policy, Verified};
-use crate::challenge::{www_authenticate, Attributes, Challenge};
-use crate::conf::value::{FailMode, RequireError};
 use crate::conf::{ext::ComplexValue, JwtLocConf, Mode};
 use crate::ctx::{self, JwtCtx};
-use crate::identity;
-use crate::jwt::alg::Alg;
-use crate::jwt::claims::ClaimRules;
-use crate::jwt::error::{Status, VerifyError};
 use crate::log::{boundary, log_info, log_warn};
 use crate::zone::ZoneData;
 use crate::{headers, state, time, HttpAuthJwtModule};
+use auth_jwt_core::authn::{self, log_safe, Denial, KeySource, Lookup, Policy, Verified};
+use auth_jwt_core::challenge::{www_authenticate, Attributes, Challenge};
+use auth_jwt_core::directive::{FailMode, RequireError};
+use auth_jwt_core::identity;
+use auth_jwt_core::jwt::alg::Alg;
+use auth_jwt_core::jwt::claims::ClaimRules;
+use auth_jwt_core::jwt::error::{Status, VerifyError};
 
 /// Registered in the post-read phase by `postconfiguration`: removes the client's copies of
 /// every identity header name the server configures, before the rewrite phase evaluates any

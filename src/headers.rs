@@ -2,12 +2,15 @@
 
 use core::ptr;
 
+use auth_jwt_core::identity;
+
 use nginx_sys::{
     ngx_hash_key, ngx_http_headers_in, ngx_http_request_t, ngx_list_part_t, ngx_list_push,
     ngx_list_t, ngx_palloc, ngx_pnalloc, ngx_pool_t, ngx_str_t, ngx_table_elt_t,
 };
 
-/// Removes every request header whose name is one of `names` (each as [`fold_name`] gives
+/// Removes every request header whose name is one of `names` (each as
+/// [`identity::fold_name`] gives
 /// it: lower case, `_` read as `-`), in one pass, however many copies a client sent.
 ///
 /// The kept headers are copied into one fresh part, so the list never holds an empty part
@@ -124,27 +127,16 @@ unsafe fn elements(list: &mut ngx_list_t) -> impl Iterator<Item = *mut ngx_table
     })
 }
 
-/// A header name as the module compares it: lower case, with `_` read as `-` (NGINX passes
-/// `X_User_Id` on with `underscores_in_headers on`, and many upstreams read it as `X-User-Id`).
-pub fn fold_name(name: &str) -> String {
-    name.bytes().map(|b| char::from(fold(b))).collect()
-}
-
-fn fold(b: u8) -> u8 {
-    match b {
-        b'_' => b'-',
-        b => b.to_ascii_lowercase(),
-    }
-}
-
-/// Whether a request header's name folds to `folded` (see [`fold_name`]).
+/// Whether a request header's name folds to `folded` (see [`identity::fold_name`]).
 fn is_named(elt: &ngx_table_elt_t, folded: &str) -> bool {
     if elt.key.len != folded.len() {
         return false;
     }
     // SAFETY: `key.data` holds `key.len` bytes.
     let name = unsafe { core::slice::from_raw_parts(elt.key.data, elt.key.len) };
-    name.iter().zip(folded.bytes()).all(|(&a, b)| fold(a) == b)
+    name.iter()
+        .zip(folded.bytes())
+        .all(|(&a, b)| identity::fold(a) == b)
 }
 
 /// Appends a request header for the upstream. `None` when the pool is exhausted.
@@ -226,21 +218,4 @@ pub unsafe fn copy_str(pool: *mut ngx_pool_t, s: &str) -> Option<ngx_str_t> {
     // SAFETY: `data` has room for `s.len()` bytes and does not overlap `s`.
     unsafe { ptr::copy_nonoverlapping(s.as_ptr(), data, s.len()) };
     Some(ngx_str_t { len: s.len(), data })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::fold_name;
-
-    #[test]
-    fn names_fold_case_and_underscores() {
-        for (name, want) in [
-            ("X-User-Id", "x-user-id"),
-            ("X_USER_ID", "x-user-id"),
-            ("x_user-Id", "x-user-id"),
-            ("Authorization", "authorization"),
-        ] {
-            assert_eq!(fold_name(name), want, "{name}");
-        }
-    }
 }

@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use crate::conf::value::SourceArgs;
 use crate::fetch::http::TrustedCa;
-use crate::fetch::policy::WAKE_INTERVAL;
-use crate::jwt::verify::KeySet;
+use auth_jwt_core::directive::SourceArgs;
+use auth_jwt_core::jwt::verify::KeySet;
+use auth_jwt_core::refresh::WAKE_INTERVAL;
 
 /// What a remote source is.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,22 +12,13 @@ use ngx::http::{
     HttpModule, HttpModuleLocationConf, HttpModuleMainConf, HttpModuleServerConf, NgxHttpCoreModule,
 };
 
-pub mod authn;
-pub mod cache;
-pub mod challenge;
 mod conf;
 mod ctx;
-pub mod fetch;
+mod fetch;
 mod handler;
 mod headers;
-pub mod identity;
-pub mod jwks;
-pub mod jwt;
-pub mod keys;
+mod keys;
 mod log;
-pub mod metrics;
-#[cfg(test)]
-mod proptests;
 mod report;
 mod state;
 mod time;

@@ -14,8 +14,8 @@ use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule, R
 use crate::headers::copy_str;
 use crate::keys::{RemoteSource, SourceKind};
 use crate::log::boundary;
-use crate::metrics::{self, SourceReport, StatusReport};
 use crate::{state, time, zone, HttpAuthJwtModule};
+use auth_jwt_core::metrics::{self, SourceReport, StatusReport};
 
 type Handler = unsafe extern "C" fn(*mut ngx_http_request_t) -> ngx_int_t;
 

@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 
-use crate::authn::Cache;
+use auth_jwt_core::authn::Cache;
 
 thread_local! {
     /// This worker's verified-token cache (workers are single-threaded processes; the

@@ -8,8 +8,8 @@ use nginx_sys::{
 
 use crate::ctx::{self, JwtCtx};
 use crate::headers::copy_str;
-use crate::identity;
 use crate::log::boundary;
+use auth_jwt_core::identity;
 
 /// Where a JSON value for a `auth_jwt_claim_set`/`auth_jwt_header_set` variable comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -86,8 +86,10 @@ fn start(cycle: &ngx_cycle_t) -> ngx_int_t {
 pub unsafe extern "C" fn exit_process(cycle: *mut ngx_cycle_t) {
     // SAFETY: NGINX passes the live cycle.
     let log = unsafe { (*cycle).log };
-    log::boundary("exit_process", log, (), || {
-        let fetcher = FETCHER.lock().unwrap_or_else(|p| p.into_inner()).take();
+    // Taken before the boundary: should anything in it panic, unwinding drops the fetcher,
+    // which still stops and joins its thread (a static would keep it running).
+    let fetcher = FETCHER.lock().unwrap_or_else(|p| p.into_inner()).take();
+    log::boundary("exit_process", log, (), move || {
         if let Some(fetcher) = fetcher {
             let line = match fetcher.stop() {
                 Ok(took) => (NGX_LOG_INFO, format!("key fetcher joined in {took:?}")),

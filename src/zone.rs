@@ -16,9 +16,9 @@ use nginx_sys::{
 use ngx::sync::RwLock;
 use ngx::sync::{RwLockReadGuard, RwLockWriteGuard};
 
-use crate::conf::value::MAX_URL_LEN;
-use crate::jwt::error::Status;
-use crate::metrics::{self, Counters};
+use auth_jwt_core::directive::MAX_URL_LEN;
+use auth_jwt_core::jwt::error::Status;
+use auth_jwt_core::metrics::{self, Counters};
 
 /// Most key URIs (and discovery issuers) one configuration may name.
 pub const MAX_SOURCES: usize = 32;

@@ -9,8 +9,8 @@ use openssl::asn1::Asn1Time;
 use openssl::hash::MessageDigest;
 use openssl::x509::{X509Builder, X509NameBuilder};
 
+use auth_jwt_core::jwt::alg::Alg;
 use ngx_http_auth_jwt_module_fuzz::fixture::{self, b64, AUDIENCE, ISSUER, NOW};
-use ngx_http_auth_jwt_module_fuzz::jwt::alg::Alg;
 
 /// RFC 7515 A.1 (HS256), A.2 (RS256), A.3 (ES256), A.4 (ES512) and RFC 8037 A.4 (Ed25519).
 const RFC_TOKENS: [(&str, &str); 5] = [

@@ -1,4 +1,4 @@
-//! Every directive-value parser of `conf::value`, on the arguments of one directive
+//! Every directive-value parser of `auth_jwt_core::directive`, on the arguments of one directive
 //! (newline-separated, as NGINX would hand them over after unquoting).
 //! Invariants: no panic; what a parser accepts satisfies what the handler relies on (realms
 //! and challenges without control characters, `none` never allowed, https key URIs,
@@ -7,10 +7,10 @@
 
 use std::time::Duration;
 
+use auth_jwt_core::challenge::{www_authenticate, Attributes, Challenge};
+use auth_jwt_core::directive::{self, AuthJwtArgs, MAX_CACHE_ENTRIES};
+use auth_jwt_core::refresh::is_https_url;
 use libfuzzer_sys::fuzz_target;
-use ngx_http_auth_jwt_module_fuzz::challenge::{www_authenticate, Attributes, Challenge};
-use ngx_http_auth_jwt_module_fuzz::conf::value::{self, AuthJwtArgs, MAX_CACHE_ENTRIES};
-use ngx_http_auth_jwt_module_fuzz::fetch::policy::is_https_url;
 
 fn no_controls(s: &str) -> bool {
     !s.bytes().any(|b| b.is_ascii_control())
@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let args: Vec<&str> = text.split('\n').collect();
     let args = &args[..args.len().min(16)];
 
-    match value::parse_auth_jwt(args) {
+    match directive::parse_auth_jwt(args) {
         Ok(AuthJwtArgs::On { realm, token }) => {
             assert!(no_controls(realm));
             assert!(token.is_none_or(|t| t.starts_with('$') && t.len() >= 2));
@@ -46,27 +46,27 @@ fuzz_target!(|data: &[u8]| {
     let header = www_authenticate(&text, Challenge::InvalidToken(&text), attrs);
     assert!(no_controls(&header), "{header:?}");
 
-    match value::parse_algorithms(args) {
+    match directive::parse_algorithms(args) {
         Ok(set) => {
             assert!(!args.iter().any(|a| a.eq_ignore_ascii_case("none")));
             assert!(set.iter().count() <= args.len());
         }
         Err(e) => drop(e.to_string()),
     }
-    match value::parse_require(args) {
+    match directive::parse_require(args) {
         Ok((values, _)) => assert!(!values.is_empty() && values.iter().all(|v| v.contains('$'))),
         Err(e) => drop(e.to_string()),
     }
-    match value::parse_path(args) {
+    match directive::parse_path(args) {
         Ok(path) => assert!(path.iter().all(|p| !p.is_empty())),
         Err(e) => drop(e.to_string()),
     }
-    match value::parse_scope(args) {
+    match directive::parse_scope(args) {
         // A scope never carries what would break out of the challenge's quoted-string.
         Ok(scope) => assert!(!scope.contains('"') && !scope.contains('\\') && !scope.is_empty()),
         Err(e) => drop(e.to_string()),
     }
-    match value::parse_source(args) {
+    match directive::parse_source(args) {
         Ok(source) => {
             assert!(is_https_url(&source.url));
             assert!(source.refresh >= Duration::from_secs(1));
@@ -76,11 +76,11 @@ fuzz_target!(|data: &[u8]| {
     }
 
     for arg in args {
-        match value::parse_variable_name(arg) {
+        match directive::parse_variable_name(arg) {
             Ok(name) => assert_eq!(&arg[1..], name),
             Err(e) => drop(e.to_string()),
         }
-        match value::parse_header_name(arg) {
+        match directive::parse_header_name(arg) {
             Ok(lower) => {
                 assert_eq!(lower, arg.to_ascii_lowercase());
                 assert!(!lower.is_empty() && lower.len() <= 256);
@@ -89,7 +89,7 @@ fuzz_target!(|data: &[u8]| {
             }
             Err(e) => drop(e.to_string()),
         }
-        match value::parse_duration(arg) {
+        match directive::parse_duration(arg) {
             Ok(d) => {
                 if arg.bytes().all(|b| b.is_ascii_digit()) {
                     assert_eq!(Some(d.as_secs()), arg.parse::<u64>().ok());
@@ -97,11 +97,11 @@ fuzz_target!(|data: &[u8]| {
             }
             Err(e) => drop(e.to_string()),
         }
-        match value::parse_fail_mode(arg) {
+        match directive::parse_fail_mode(arg) {
             Ok(_) => assert!(*arg == "open" || *arg == "closed"),
             Err(e) => drop(e.to_string()),
         }
-        match value::parse_resource_metadata(arg) {
+        match directive::parse_resource_metadata(arg) {
             Ok(url) => assert!(
                 url.starts_with("https://")
                     || url.starts_with("HTTPS://")
@@ -109,7 +109,7 @@ fuzz_target!(|data: &[u8]| {
             ),
             Err(e) => drop(e.to_string()),
         }
-        match value::parse_cache(arg) {
+        match directive::parse_cache(arg) {
             Ok(0) => assert_eq!(*arg, "off"),
             Ok(n) => assert!(n <= MAX_CACHE_ENTRIES),
             Err(e) => drop(e.to_string()),

@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
+use auth_jwt_core::refresh::{self as policy, DiscoveryError};
 use libfuzzer_sys::fuzz_target;
-use ngx_http_auth_jwt_module_fuzz::fetch::policy::{self, DiscoveryError};
 
 fuzz_target!(|data: &[u8]| {
     let (first, document) = match data.iter().position(|&b| b == b'\n') {

@@ -9,9 +9,9 @@
 //! - `header_value` passes no control character and nothing over 4096 bytes.
 #![no_main]
 
+use auth_jwt_core::jwt::json::{parse_object, JsonError, Limits};
 use libfuzzer_sys::fuzz_target;
 use ngx_http_auth_jwt_module_fuzz::fixture;
-use ngx_http_auth_jwt_module_fuzz::jwt::json::{parse_object, JsonError, Limits};
 use serde_json::Value;
 
 /// The limits of token headers, token payloads, JWKS documents, and a tight one.

@@ -3,9 +3,9 @@
 //! its own `alg`, and has a `kid` of at most `MAX_KID_LEN` bytes; errors render.
 #![no_main]
 
+use auth_jwt_core::jwks::{self, Parsed, MAX_KEYS};
+use auth_jwt_core::jwt::token::MAX_KID_LEN;
 use libfuzzer_sys::fuzz_target;
-use ngx_http_auth_jwt_module_fuzz::jwks::{self, Parsed, MAX_KEYS};
-use ngx_http_auth_jwt_module_fuzz::jwt::token::MAX_KID_LEN;
 
 fn check(parsed: &Parsed) {
     assert!(parsed.keys.len() <= MAX_KEYS);

@@ -3,8 +3,8 @@
 //! algorithm; errors render.
 #![no_main]
 
+use auth_jwt_core::jwks::{self, JwksError};
 use libfuzzer_sys::fuzz_target;
-use ngx_http_auth_jwt_module_fuzz::jwks::{self, JwksError};
 
 fuzz_target!(|data: &[u8]| {
     for result in [jwks::parse_pem(data), jwks::parse_key_file(data)] {

@@ -9,10 +9,10 @@
 
 use std::cell::RefCell;
 
+use auth_jwt_core::authn::{self, Cache};
+use auth_jwt_core::jwt::token::{self, MAX_KID_LEN};
 use libfuzzer_sys::fuzz_target;
-use ngx_http_auth_jwt_module_fuzz::authn::{self, Cache};
 use ngx_http_auth_jwt_module_fuzz::fixture::{self, b64, NOW};
-use ngx_http_auth_jwt_module_fuzz::jwt::token::{self, MAX_KID_LEN};
 
 const CACHE_ENTRIES: usize = 64;
 

@@ -9,10 +9,10 @@
 //!   4096 bytes.
 #![no_main]
 
+use auth_jwt_core::jwt::alg::{Alg, AlgSet};
+use auth_jwt_core::jwt::{claims, token};
 use libfuzzer_sys::fuzz_target;
 use ngx_http_auth_jwt_module_fuzz::fixture::{self, b64, NOW};
-use ngx_http_auth_jwt_module_fuzz::jwt::alg::{Alg, AlgSet};
-use ngx_http_auth_jwt_module_fuzz::jwt::{claims, token};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&pick, rest)) = data.split_first() else {

@@ -14,12 +14,12 @@ use openssl::rsa::Padding;
 use openssl::sign::{RsaPssSaltlen, Signer};
 use serde_json::{json, Value};
 
-use crate::authn::{KeySource, Policy};
-use crate::identity::{self, IdentityError, MAX_HEADER_VALUE};
-use crate::jwks;
-use crate::jwt::alg::{Alg, AlgSet};
-use crate::jwt::claims::ClaimRules;
-use crate::jwt::verify::KeySet;
+use auth_jwt_core::authn::{KeySource, Policy};
+use auth_jwt_core::identity::{self, IdentityError, MAX_HEADER_VALUE};
+use auth_jwt_core::jwks;
+use auth_jwt_core::jwt::alg::{Alg, AlgSet};
+use auth_jwt_core::jwt::claims::ClaimRules;
+use auth_jwt_core::jwt::verify::KeySet;
 
 /// The time every target checks claims at.
 pub const NOW: i64 = 1_700_000_000;

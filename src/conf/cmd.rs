@@ -14,15 +14,15 @@ use ngx::ngx_log_error;
 
 use super::ext::{args, complex_value, fail, full_path};
 use super::loc::{IdentityHeader, JwtLocConf, JwtMainConf, Mode, Requirement, MAX_KEY_FILE};
-use super::value::{
+use crate::variables::{PathVar, Source};
+use crate::HttpAuthJwtModule;
+use auth_jwt_core::directive::{
     parse_algorithms, parse_auth_jwt, parse_cache, parse_fail_mode, parse_header_name, parse_path,
     parse_require, parse_resource_metadata, parse_scope, parse_variable_name, token_in_query,
     AuthJwtArgs,
 };
-use crate::jwks;
-use crate::metrics::FileReport;
-use crate::variables::{PathVar, Source};
-use crate::HttpAuthJwtModule;
+use auth_jwt_core::jwks;
+use auth_jwt_core::metrics::FileReport;
 
 pub(super) const SEC: u8 = 0;
 pub(super) const FLAG: u8 = 1;

@@ -5,14 +5,14 @@ use std::sync::Arc;
 use nginx_sys::{ngx_flag_t, time_t, NGX_CONF_UNSET};
 
 use super::ext::ComplexValue;
-use super::value::{FailMode, RequireError};
 use crate::fetch::http::TrustedCa;
-use crate::jwt::alg::AlgSet;
-use crate::jwt::verify::KeySet;
 use crate::keys::RemoteSource;
-use crate::metrics::FileReport;
 use crate::variables::PathVar;
 use crate::zone::ZoneRef;
+use auth_jwt_core::directive::{FailMode, RequireError};
+use auth_jwt_core::jwt::alg::AlgSet;
+use auth_jwt_core::jwt::verify::KeySet;
+use auth_jwt_core::metrics::FileReport;
 
 /// Default `auth_jwt_max_size`.
 pub(super) const DEFAULT_MAX_SIZE: usize = 16 * 1024;

@@ -14,10 +14,10 @@ use ngx::http::{HttpModule, HttpModuleMainConf};
 use super::cmd::{cmd_slot, set_once, with_conf, SIZE};
 use super::ext::{fail, full_path};
 use super::loc::{JwtLocConf, JwtMainConf, NGX_CONF_UNSET_SIZE};
-use super::value::parse_source;
 use crate::fetch::http::TrustedCa;
 use crate::keys::{RemoteSource, SourceKind};
 use crate::{zone, HttpAuthJwtModule};
+use auth_jwt_core::directive::parse_source;
 
 /// Default `auth_jwt_zone` size.
 const DEFAULT_ZONE_SIZE: usize = 16 * 1024 * 1024;
@@ -59,7 +59,7 @@ pub unsafe extern "C" fn cmd_add_source<const DISCOVERY: bool>(
 fn register(
     mcf: &mut JwtMainConf,
     kind: SourceKind,
-    args: super::value::SourceArgs,
+    args: auth_jwt_core::directive::SourceArgs,
 ) -> Result<Arc<RemoteSource>, String> {
     if let Some(existing) = mcf.sources.iter().find(|s| s.url() == args.url) {
         if existing.kind != kind || existing.args != args {

@@ -1,6 +1,6 @@
 //! `server`-level configuration: the identity header names removed from every request.
 
-use crate::headers::fold_name;
+use auth_jwt_core::identity::fold_name;
 
 /// Built from every `auth_jwt_identity_header` of the server: its own, its locations' at any
 /// depth, and the `http` level's (merged in).

@@ -11,7 +11,7 @@ use ureq::unversioned::transport::{Connector, NativeTlsConnector};
 use ureq::Agent;
 
 use super::io::{Stop, StopConnector, StopResolver};
-use super::policy;
+use auth_jwt_core::refresh;
 
 /// Largest JWKS or discovery document accepted.
 pub const MAX_BODY: u64 = 1024 * 1024;
@@ -272,7 +272,7 @@ impl Client {
 
     /// GET `url`, revalidating with `etag` when given.
     pub fn get(&self, url: &str, etag: Option<&str>) -> Result<Fetched, FetchError> {
-        if !policy::is_https_url(url) {
+        if !refresh::is_https_url(url) {
             return Err(FetchError::Invalid(format!("\"{url}\" is not https")));
         }
         let mut req = self.agent.get(url).header("Accept", "application/json");
@@ -286,7 +286,7 @@ impl Client {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        let max_age = header("cache-control").and_then(|cc| policy::max_age(&cc));
+        let max_age = header("cache-control").and_then(|cc| refresh::max_age(&cc));
         match resp.status().as_u16() {
             304 if etag.is_some() => Ok(Fetched::NotModified { max_age }),
             200 => {

@@ -75,8 +75,34 @@ pub fn header_value(value: &Value) -> Result<String, IdentityError> {
     Ok(text)
 }
 
+/// A header name as the module compares it: lower case, with `_` read as `-` (NGINX passes
+/// `X_User_Id` on with `underscores_in_headers on`, and many upstreams read it as `X-User-Id`).
+pub fn fold_name(name: &str) -> String {
+    name.bytes().map(|b| char::from(fold(b))).collect()
+}
+
+/// One byte of a header name, folded as [`fold_name`] does.
+pub fn fold(b: u8) -> u8 {
+    match b {
+        b'_' => b'-',
+        b => b.to_ascii_lowercase(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn names_fold_case_and_underscores() {
+        for (name, want) in [
+            ("X-User-Id", "x-user-id"),
+            ("X_USER_ID", "x-user-id"),
+            ("x_user-Id", "x-user-id"),
+            ("Authorization", "authorization"),
+        ] {
+            assert_eq!(super::fold_name(name), want, "{name}");
+        }
+    }
+
     use serde_json::json;
 
     use super::*;

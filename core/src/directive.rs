@@ -247,7 +247,7 @@ pub fn parse_source(args: &[&str]) -> Result<SourceArgs, ConfError> {
     let (url, params) = args
         .split_first()
         .ok_or_else(|| ConfError::Other("url is missing".into()))?;
-    if !crate::fetch::policy::is_https_url(url) {
+    if !crate::refresh::is_https_url(url) {
         return Err(ConfError::Other(format!(
             "\"{url}\" is not an https:// URL"
         )));
@@ -318,7 +318,7 @@ pub fn parse_scope(args: &[&str]) -> Result<String, ConfError> {
 
 /// Parses `auth_jwt_resource_metadata <https-url>` (RFC 9728).
 pub fn parse_resource_metadata(arg: &str) -> Result<String, ConfError> {
-    if !crate::fetch::policy::is_https_url(arg) || arg.contains('"') || arg.contains('\\') {
+    if !crate::refresh::is_https_url(arg) || arg.contains('"') || arg.contains('\\') {
         return Err(ConfError::Other(format!(
             "\"{arg}\" is not an https:// URL"
         )));
@@ -341,5 +341,5 @@ pub fn parse_cache(arg: &str) -> Result<usize, ConfError> {
 }
 
 #[cfg(test)]
-#[path = "value_tests.rs"]
+#[path = "directive_tests.rs"]
 mod tests;
