@@ -8,9 +8,9 @@ use ngx::core::NgxStr;
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, HttpModuleServerConf, Request};
 
 use core::fmt;
+use std::borrow::Cow;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Instant;
 
 use crate::conf::{ext::ComplexValue, JwtLocConf, Mode};
@@ -136,11 +136,13 @@ fn zone_of(request: &Request) -> Option<&'static ZoneData> {
 }
 
 /// The key sets usable now: local files, and remote sets that are not too stale.
-fn key_sources(lcf: &JwtLocConf, now: i64) -> Vec<KeySource<'_>> {
-    let files = lcf.keys.iter().map(|keys| KeySource {
-        keys: Arc::clone(keys),
-        issuer: None,
-    });
+/// Local files only (the usual case): the location's own list, with nothing allocated or
+/// cloned per request.
+fn key_sources(lcf: &JwtLocConf, now: i64) -> Cow<'_, [KeySource<'_>]> {
+    if lcf.remote.is_none() {
+        return Cow::Borrowed(&lcf.file_sources);
+    }
+    let files = lcf.file_sources.iter().cloned();
     let remote = lcf.remote.iter().flatten().filter_map(|source| {
         let keys = source.current(now)?;
         // Keys are back: the next outage is a new state change, logged again.
@@ -152,7 +154,7 @@ fn key_sources(lcf: &JwtLocConf, now: i64) -> Vec<KeySource<'_>> {
             issuer: source.issuer(),
         })
     });
-    files.chain(remote).collect()
+    Cow::Owned(files.chain(remote).collect())
 }
 
 /// An unknown `kid` may be a key the IdP has just rotated in: ask the fetchers to look
@@ -274,7 +276,7 @@ fn admit(
             }
         }
     }
-    let (kid, alg) = (verified.kid.clone(), verified.alg);
+    let token = Rc::clone(&verified);
     let ctx = JwtCtx {
         status: Status::Ok,
         error: String::new(),
@@ -294,8 +296,8 @@ fn admit(
             request,
             Status::Forbidden,
             &which,
-            kid.as_deref(),
-            Some(alg),
+            token.kid.as_deref(),
+            Some(token.alg),
         );
         return match req.error {
             RequireError::Forbidden => answer(

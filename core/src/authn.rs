@@ -32,6 +32,8 @@ pub struct Verified {
     pub kid: Option<String>,
     pub header: Map<String, Value>,
     pub claims: Map<String, Value>,
+    /// `exp` and `nbf` of `claims`, read once.
+    pub times: claims::Times,
     /// The decoded payload, for `$jwt_payload`.
     pub payload: String,
 }
@@ -86,6 +88,7 @@ pub fn authenticate(
         alg: parsed.alg,
         kid: parsed.kid,
         header: parsed.header,
+        times: claims::Times::of(&parsed.claims),
         claims: parsed.claims,
         payload: parsed.payload_json,
     };
@@ -183,7 +186,7 @@ fn recheck(verified: &Verified, policy: &Policy<'_>, now: i64) -> Result<(), Den
     if !policy.algorithms.contains(verified.alg) {
         return Err(denial(VerifyError::AlgNotAllowed(verified.alg)));
     }
-    claims::check(&verified.claims, &policy.claims, now).map_err(denial)
+    claims::check_with(&verified.claims, verified.times, &policy.claims, now).map_err(denial)
 }
 
 /// Makes attacker-chosen text (a `kid`) safe for one log line: printable ASCII only, quotes

@@ -126,6 +126,35 @@ proptest! {
         );
     }
 
+    /// A cached token's later checks read its times once: same answers as reading the JSON.
+    #[test]
+    fn times_read_once_answer_as_the_claims(
+        exp in proptest::option::of(any::<i64>()),
+        nbf in proptest::option::of(any::<i64>()),
+        frac in any::<f64>().prop_filter("JSON numbers are finite", |f| f.is_finite()),
+        now in any::<i64>(),
+        leeway in any::<i64>(),
+    ) {
+        let mut c = json!({ "n": frac });
+        if let Some(exp) = exp {
+            c["exp"] = json!(exp);
+        }
+        if let Some(nbf) = nbf {
+            c["nbf"] = json!(nbf);
+        } else {
+            c["nbf"] = json!(Number::from_f64(frac).expect("finite"));
+        }
+        let claims = claims_of(c);
+        let times = claims::Times::of(&claims);
+        for require_exp in [false, true] {
+            let rules = ClaimRules { require_exp, ..rules(leeway) };
+            prop_assert_eq!(
+                claims::check_with(&claims, times, &rules, now),
+                claims::check(&claims, &rules, now)
+            );
+        }
+    }
+
     #[test]
     fn exp_and_nbf_at_the_boundary((now, delta, leeway) in near()) {
         let edge = now.saturating_add(leeway.max(0)).saturating_add(delta);

@@ -9,6 +9,7 @@ use crate::fetch::http::TrustedCa;
 use crate::keys::RemoteSource;
 use crate::variables::PathVar;
 use crate::zone::ZoneRef;
+use auth_jwt_core::authn::KeySource;
 use auth_jwt_core::directive::{FailMode, RequireError};
 use auth_jwt_core::jwt::alg::AlgSet;
 use auth_jwt_core::jwt::verify::KeySet;
@@ -94,6 +95,8 @@ pub struct IdentityHeader {
 pub struct JwtLocConf {
     pub mode: Option<Mode>,
     pub keys: Option<Arc<KeySet>>,
+    /// `keys` as the request path takes them, made once at merge.
+    pub file_sources: Vec<KeySource<'static>>,
     pub leeway: time_t,
     pub require_exp: ngx_flag_t,
     pub max_size: usize,
@@ -118,6 +121,7 @@ impl Default for JwtLocConf {
         Self {
             mode: None,
             keys: None,
+            file_sources: Vec::new(),
             leeway: NGX_CONF_UNSET as time_t,
             require_exp: NGX_CONF_UNSET as ngx_flag_t,
             max_size: NGX_CONF_UNSET_SIZE,
@@ -181,6 +185,14 @@ impl JwtLocConf {
                 size => size,
             };
         }
+        self.file_sources = self
+            .keys
+            .iter()
+            .map(|keys| KeySource {
+                keys: Arc::clone(keys),
+                issuer: None,
+            })
+            .collect();
         let no_files = self.keys.as_ref().is_none_or(|k| k.is_empty());
         let no_remote = self.remote.as_ref().is_none_or(Vec::is_empty);
         match &self.mode {

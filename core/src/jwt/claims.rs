@@ -24,18 +24,64 @@ pub fn check(
     rules: &ClaimRules<'_>,
     now: i64,
 ) -> Result<(), VerifyError> {
-    // i128: `exp + leeway` and `now + leeway` cannot overflow, whatever the token says.
-    let leeway = i128::from(rules.leeway.max(0));
-    let now = i128::from(now);
+    let exp = numeric_date(claims, "exp", "claim exp is not a number")?;
+    check_exp(exp, rules, now)?;
+    let nbf = numeric_date(claims, "nbf", "claim nbf is not a number")?;
+    check_rest(claims, nbf, rules, now)
+}
 
-    match numeric_date(claims, "exp", "claim exp is not a number")? {
-        Some(exp) if now >= i128::from(exp) + leeway => return Err(VerifyError::Expired { exp }),
-        Some(_) => {}
-        None if rules.require_exp => return Err(VerifyError::MissingExp),
-        None => {}
+/// `exp` and `nbf` of claims that passed [`check`] once, read then, so that a cached token's
+/// later checks need not read JSON numbers again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Times {
+    pub exp: Option<i64>,
+    pub nbf: Option<i64>,
+}
+
+impl Times {
+    /// The times of claims that passed [`check`] (anything else reads as absent).
+    pub fn of(claims: &Map<String, Value>) -> Self {
+        let read = |name| numeric_date(claims, name, "").ok().flatten();
+        Self {
+            exp: read("exp"),
+            nbf: read("nbf"),
+        }
     }
-    if let Some(nbf) = numeric_date(claims, "nbf", "claim nbf is not a number")? {
-        if now + leeway < i128::from(nbf) {
+}
+
+/// [`check`] for claims that passed it before, with their [`Times`]: same rules, same
+/// answers, no number parsing.
+pub fn check_with(
+    claims: &Map<String, Value>,
+    times: Times,
+    rules: &ClaimRules<'_>,
+    now: i64,
+) -> Result<(), VerifyError> {
+    check_exp(times.exp, rules, now)?;
+    check_rest(claims, times.nbf, rules, now)
+}
+
+// i128 below: `exp + leeway` and `now + leeway` cannot overflow, whatever the token says.
+fn check_exp(exp: Option<i64>, rules: &ClaimRules<'_>, now: i64) -> Result<(), VerifyError> {
+    let leeway = i128::from(rules.leeway.max(0));
+    match exp {
+        Some(exp) if i128::from(now) >= i128::from(exp) + leeway => {
+            Err(VerifyError::Expired { exp })
+        }
+        None if rules.require_exp => Err(VerifyError::MissingExp),
+        _ => Ok(()),
+    }
+}
+
+fn check_rest(
+    claims: &Map<String, Value>,
+    nbf: Option<i64>,
+    rules: &ClaimRules<'_>,
+    now: i64,
+) -> Result<(), VerifyError> {
+    let leeway = i128::from(rules.leeway.max(0));
+    if let Some(nbf) = nbf {
+        if i128::from(now) + leeway < i128::from(nbf) {
             return Err(VerifyError::NotYetValid { nbf });
         }
     }
