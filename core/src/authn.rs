@@ -82,15 +82,31 @@ pub fn authenticate(
         kid: parsed.kid.clone(),
         alg: Some(parsed.alg),
     };
-    let keys = verify_any(&parsed, sources, policy.algorithms).map_err(denial)?;
-    claims::check(&parsed.claims, &policy.claims, now).map_err(denial)?;
+    // The payload waits for the signature, unless a source is bound to an issuer (OIDC
+    // discovery): then `iss` must be read first to pick the sources that may verify.
+    let bound = sources.iter().any(|s| s.issuer.is_some());
+    let early = if bound {
+        Some(parsed.payload().map_err(denial)?)
+    } else {
+        None
+    };
+    let iss = early
+        .as_ref()
+        .and_then(|p| p.claims.get("iss"))
+        .and_then(Value::as_str);
+    let keys = verify_any(&parsed, iss, sources, policy.algorithms).map_err(denial)?;
+    let payload = match early {
+        Some(payload) => payload,
+        None => parsed.payload().map_err(denial)?,
+    };
+    claims::check(&payload.claims, &policy.claims, now).map_err(denial)?;
     let verified = Verified {
         alg: parsed.alg,
         kid: parsed.kid,
         header: parsed.header,
-        times: claims::Times::of(&parsed.claims),
-        claims: parsed.claims,
-        payload: parsed.payload_json,
+        times: claims::Times::of(&payload.claims),
+        claims: payload.claims,
+        payload: payload.json,
     };
     Ok((verified, keys))
 }
@@ -98,12 +114,13 @@ pub fn authenticate(
 /// Tries each source in turn. A source that does not know the token's `kid` (or has no key
 /// for its algorithm) passes the token on to the next; any other refusal is final, so a
 /// `kid` still selects exactly the keys that carry it.
+/// `iss` is the token's, read only when a source is bound to an issuer.
 fn verify_any(
     token: &token::Token<'_>,
+    iss: Option<&str>,
     sources: &[KeySource<'_>],
     allowed: AlgSet,
 ) -> Result<Arc<KeySet>, VerifyError> {
-    let iss = token.claims.get("iss").and_then(Value::as_str);
     let mut refusal = None;
     for source in sources {
         if source.issuer.is_some() && source.issuer != iss {
@@ -234,6 +251,36 @@ mod tests {
             require_exp: true,
             issuers: &[],
             audiences: &[],
+        }
+    }
+
+    /// A forged token's payload is never parsed: with a garbage payload and a wrong signature
+    /// the refusal is the signature's. Bound to an issuer, the payload comes first.
+    #[test]
+    fn the_payload_waits_for_the_signature() {
+        let header = HS256_TOKEN.split('.').next().unwrap();
+        let forged = format!("{header}.bm90IGpzb24.c2lnbmF0dXJl"); // "not json", "signature"
+        let policy = Policy {
+            max_size: 16 * 1024,
+            algorithms: AlgSet::all(),
+            claims: rules(),
+        };
+        let unbound = hs256_keys();
+        let err = authenticate(forged.as_bytes(), &unbound, &policy, 0).unwrap_err();
+        assert_eq!(err.error, VerifyError::BadSignature);
+        let bound = vec![KeySource {
+            keys: Arc::clone(&unbound[0].keys),
+            issuer: Some("joe"),
+        }];
+        let err = authenticate(forged.as_bytes(), &bound, &policy, 0).unwrap_err();
+        assert_eq!(
+            err.error,
+            VerifyError::Malformed("payload is not valid json")
+        );
+        // Both read the vector's payload alike once the signature is right.
+        for sources in [&unbound, &bound] {
+            let err = authenticate(HS256_TOKEN.as_bytes(), sources, &policy, EXP + 1).unwrap_err();
+            assert_eq!(err.error, VerifyError::Expired { exp: EXP });
         }
     }
 

@@ -1,4 +1,6 @@
 //! Compact JWS parsing: segments, strict base64url and JOSE header rules; no signature check.
+//! The payload is decoded only on demand ([`Token::payload`]), so that it can wait until the
+//! signature has verified: an attacker's payload is never parsed for a forged token.
 #![forbid(unsafe_code)]
 
 use std::fmt;
@@ -27,17 +29,45 @@ const PAYLOAD_LIMITS: Limits = Limits {
 /// Headers that point at keys chosen by the token's author; keys only come from configuration.
 const KEY_REFERENCE_HEADERS: [&str; 3] = ["jku", "x5u", "jwk"];
 
-/// A syntactically valid compact JWS whose signature has not been checked yet.
+/// A compact JWS with a valid header and segments, whose signature has not been checked
+/// yet and whose payload has not been decoded yet.
 pub struct Token<'a> {
     pub alg: Alg,
     pub kid: Option<String>,
     pub header: Map<String, Value>,
-    pub claims: Map<String, Value>,
-    /// The decoded payload, for `$jwt_payload`.
-    pub payload_json: String,
     /// `<header>.<payload>` exactly as received: the bytes the signature covers.
     pub signing_input: &'a [u8],
     pub signature: Vec<u8>,
+    /// The payload segment, base64url as received.
+    payload: &'a [u8],
+}
+
+/// A token's decoded payload.
+pub struct Payload {
+    pub claims: Map<String, Value>,
+    /// The payload's JSON text, for `$jwt_payload`.
+    pub json: String,
+}
+
+impl fmt::Debug for Payload {
+    /// Leaves out the claims: a token's content never reaches logs through `Debug`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Payload")
+            .field("members", &self.claims.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Token<'_> {
+    /// Decodes and parses the payload: strict base64url, UTF-8, a strict JSON object.
+    pub fn payload(&self) -> Result<Payload, VerifyError> {
+        let bytes =
+            decode(self.payload).ok_or(VerifyError::Malformed("bad base64url in payload"))?;
+        let json =
+            String::from_utf8(bytes).map_err(|_| VerifyError::Malformed("payload is not utf-8"))?;
+        let claims = json::parse_object(json.as_bytes(), PAYLOAD_LIMITS).map_err(payload_error)?;
+        Ok(Payload { claims, json })
+    }
 }
 
 impl fmt::Debug for Token<'_> {
@@ -101,11 +131,6 @@ pub fn parse(token: &[u8]) -> Result<Token<'_>, VerifyError> {
     if payload.is_empty() {
         return Err(VerifyError::Malformed("empty payload"));
     }
-    let payload = decode(payload).ok_or(VerifyError::Malformed("bad base64url in payload"))?;
-    let payload_json =
-        String::from_utf8(payload).map_err(|_| VerifyError::Malformed("payload is not utf-8"))?;
-    let claims =
-        json::parse_object(payload_json.as_bytes(), PAYLOAD_LIMITS).map_err(payload_error)?;
 
     if signature.is_empty() {
         return Err(VerifyError::Malformed("empty signature"));
@@ -117,10 +142,9 @@ pub fn parse(token: &[u8]) -> Result<Token<'_>, VerifyError> {
         alg,
         kid,
         header,
-        claims,
-        payload_json,
         signing_input,
         signature,
+        payload,
     })
 }
 
@@ -156,6 +180,11 @@ fn payload_error(e: JsonError) -> VerifyError {
 mod tests {
     use super::*;
 
+    /// The header, then the payload, as `authn` reads them (with the signature check between).
+    fn parse_all(text: &[u8]) -> Result<Payload, VerifyError> {
+        parse(text)?.payload()
+    }
+
     fn b64(s: &[u8]) -> String {
         URL_SAFE_NO_PAD.encode(s)
     }
@@ -181,8 +210,9 @@ mod tests {
         assert_eq!(token.alg, Alg::ES256);
         assert_eq!(token.kid.as_deref(), Some("k1"));
         assert_eq!(token.header["typ"], "JWT");
-        assert_eq!(token.claims["sub"], "a");
-        assert_eq!(token.payload_json, r#"{"sub":"a","n":[1]}"#);
+        let payload = token.payload().unwrap();
+        assert_eq!(payload.claims["sub"], "a");
+        assert_eq!(payload.json, r#"{"sub":"a","n":[1]}"#);
         assert_eq!(token.signature, b"sig");
         let dot = text.rfind('.').unwrap();
         assert_eq!(token.signing_input, &text.as_bytes()[..dot]);
@@ -239,7 +269,11 @@ mod tests {
             ),
         ];
         for (text, expected) in cases {
-            assert_eq!(parse(text.as_bytes()).unwrap_err(), expected, "{text:?}");
+            assert_eq!(
+                parse_all(text.as_bytes()).unwrap_err(),
+                expected,
+                "{text:?}"
+            );
         }
         let canonical = format!("{h}.{p}.AA");
         assert_eq!(parse(canonical.as_bytes()).unwrap().signature, [0]);
@@ -363,8 +397,10 @@ mod tests {
         ];
         for (payload, expected) in cases {
             let text = format!("{}.{}.c2ln", b64(HS.as_bytes()), b64(payload));
+            // The payload is read only when asked for, after the signature check.
+            assert!(parse(text.as_bytes()).is_ok());
             assert_eq!(
-                parse(text.as_bytes()).unwrap_err(),
+                parse_all(text.as_bytes()).unwrap_err(),
                 expected,
                 "{}",
                 String::from_utf8_lossy(payload)
