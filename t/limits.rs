@@ -4,7 +4,7 @@
 //! truncated), one more is refused without a 5xx, and the limit is the documented one.
 //! Covered elsewhere too: JSON depth and member counts (`jwt::token`, `jwt::json` unit
 //! tests, t/malformed.rs), JWKS key counts (`jwt/jwks_tests.rs`), `kid` length (`jwt::token`
-//! tests, t/attacks.rs), JWKS bodies well over 1 MiB (t/remote.rs), identity values over
+//! tests, t/attacks.rs), JWKS bodies well over 1 MiB (t/remote/), identity values over
 //! 4096 bytes (`identity` tests, src/proptests.rs), unknown kids (t/chaos.rs).
 
 use std::time::{Duration, Instant};
