@@ -18,6 +18,7 @@ pub mod logs;
 pub mod mint;
 pub mod nginx;
 pub mod prefix;
+pub mod prometheus;
 
 pub use expect::Failures;
 pub use http::{Request, Response};
