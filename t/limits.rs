@@ -44,7 +44,7 @@ const LOCAL: &str = r#"
 "#;
 
 /// NGINX with `LOCAL`; `long-kid.json` holds the standard RSA key under a 256-byte kid.
-fn local() -> crate::harness::nginx::NginxBuilder {
+fn local() -> crate::harness::config::NginxBuilder {
     let mut jwk = keys().rsa.jwk();
     jwk["kid"] = json!(long_kid());
     Nginx::http(LOCAL).file("long-kid.json", json!({ "keys": [jwk] }).to_string())

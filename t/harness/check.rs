@@ -2,8 +2,10 @@
 
 use std::path::PathBuf;
 
-use super::logs::{matches, BAD_LOG};
-use super::nginx::Nginx;
+use super::config::{NginxBuilder, Ports};
+use super::nginx::{Nginx, CHECK_TIMEOUT};
+use super::prefix::Prefix;
+use super::text::{matches, numbered, BAD_LOG};
 
 /// Result of `nginx -t`.
 pub struct ConfigCheck {
@@ -78,10 +80,44 @@ impl ConfigCheck {
     }
 }
 
-/// The text with 1-based line numbers, for failure messages.
-pub fn numbered(text: &str) -> String {
-    text.lines()
-        .enumerate()
-        .map(|(i, l)| format!("{:4} {l}\n", i + 1))
-        .collect()
+impl NginxBuilder {
+    /// Runs `nginx -t` on the rendered configuration.
+    pub fn check(self) -> ConfigCheck {
+        let prefix = Prefix::new();
+        let mut nginx = Nginx {
+            prefix,
+            ports: Ports::allocate(&self.template),
+            spec: self,
+            config: String::new(),
+            child: None,
+            finished: true,
+        };
+        nginx.write_static_files();
+        nginx.config = nginx.render(&nginx.spec.template.clone());
+        nginx.write_config();
+        let (code, stderr) = nginx.run_nginx(&["-t"], CHECK_TIMEOUT);
+        let conf_path = nginx.prefix.path.join("conf/nginx.conf");
+        let config = nginx.config.clone();
+        let check = ConfigCheck {
+            ok: code == Some(0),
+            stderr,
+            config,
+            conf_path,
+            nginx,
+        };
+        // A test that makes the module panic on purpose checks the message itself.
+        let panics_on_purpose = check
+            .nginx
+            .spec
+            .env
+            .iter()
+            .any(|(n, _)| n == "AUTH_JWT_TEST_PANIC");
+        assert!(
+            panics_on_purpose || !check.stderr.contains("panicked"),
+            "nginx -t panicked:\n{}\nconfiguration:\n{}",
+            check.stderr,
+            numbered(&check.config)
+        );
+        check
+    }
 }

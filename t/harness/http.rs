@@ -9,6 +9,9 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Responses larger than this are a test bug (or a module bug): stop reading.
 const MAX_RESPONSE: usize = 8 << 20;
 
+/// First line of every echo upstream response body.
+pub const ECHO_MARK: &str = "echo: upstream\n";
+
 /// A request to send to 127.0.0.1. Headers go out exactly as given, in order, duplicates and
 /// odd values included; `Host: localhost` is added unless a `Host` header is given, and
 /// `Connection: close` is always added last.
@@ -277,9 +280,9 @@ impl Response {
         self.header("www-authenticate").unwrap_or("")
     }
 
-    /// True when the echo upstream produced this response (see `nginx::ECHO_MARK`).
+    /// True when the echo upstream produced this response (see `ECHO_MARK`).
     pub fn is_from_upstream(&self) -> bool {
-        self.status == 200 && self.text().starts_with(super::nginx::ECHO_MARK)
+        self.status == 200 && self.text().starts_with(ECHO_MARK)
     }
 
     /// A request header as the echo upstream saw it: `Some("")` when absent or empty, `None`

@@ -1,5 +1,7 @@
 //! Test keys: generated once per test process with RustCrypto, published as JWKS and PEM files.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use std::fs;
 use std::path::Path;
 use std::sync::OnceLock;
@@ -10,8 +12,6 @@ use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 use rsa::traits::PublicKeyParts;
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use serde_json::{json, Value};
-
-use super::mint::b64;
 
 /// An RSA key pair with its public encodings.
 pub struct RsaKey {
@@ -343,4 +343,14 @@ fn hex_decode(hex: &str) -> Vec<u8> {
         .chunks(2)
         .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).expect("hex"), 16).expect("hex"))
         .collect()
+}
+
+/// base64url without padding, as JOSE wants.
+pub fn b64(bytes: impl AsRef<[u8]>) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Decodes base64url without padding (panics on bad input: for test-side tampering only).
+pub fn b64_decode(text: &str) -> Vec<u8> {
+    URL_SAFE_NO_PAD.decode(text).expect("base64url")
 }

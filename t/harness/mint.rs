@@ -2,14 +2,13 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use rand::rngs::OsRng;
 use rsa::signature::{RandomizedSigner, SignatureEncoding, Signer as _};
 use serde_json::{json, Map, Value};
 use sha2::{Sha256, Sha384, Sha512};
 
+pub use super::keys::{b64, b64_decode};
 use super::keys::{keys, EcKey, EcSecret, EdKey, HmacKey, RsaKey};
 
 /// Unix time now, in seconds.
@@ -18,16 +17,6 @@ pub fn now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .expect("clock after 1970")
         .as_secs() as i64
-}
-
-/// base64url without padding, as JOSE wants.
-pub fn b64(bytes: impl AsRef<[u8]>) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// Decodes base64url without padding (panics on bad input: for test-side tampering only).
-pub fn b64_decode(text: &str) -> Vec<u8> {
-    URL_SAFE_NO_PAD.decode(text).expect("base64url")
 }
 
 /// Digest of an HMAC or RSA signature.

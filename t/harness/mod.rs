@@ -1,15 +1,19 @@
 //! Test harness for the auth_jwt integration tests: what Test::Nginx gives Perl modules.
 //!
-//! - `nginx`: config templates, the echo upstream, start/stop/reload, `nginx -t`.
+//! - `config`: the builder, ports, and the rendered `nginx.conf` (templates, echo upstream).
+//! - `nginx`: start/stop/reload of a running NGINX, its processes and logs.
 //! - `prefix`: the temp prefix, the module (built on first use), free ports.
-//! - `logs`: error-log marks, waiting for lines, patterns, the final scan.
+//! - `logs`: waiting for error-log lines, and asserting on them.
 //! - `check`: `nginx -t` results: failed where and why.
+//! - `text`: numbered lines, log patterns, the markers that fail a test.
+//! - `prometheus`: a real Prometheus server scraping the metrics location.
 //! - `http`: a raw HTTP/1.1 client that sends requests exactly as written.
 //! - `keys`: RSA, EC, Ed25519 and HMAC keys made once per process, as JWKS and PEM files.
 //! - `mint`: token minting (RustCrypto, not the OpenSSL verifier) including malformed tokens.
 //! - `expect`: what accepted and refused requests must look like, and their log lines.
 
 pub mod check;
+pub mod config;
 pub mod expect;
 pub mod http;
 pub mod idp;
@@ -19,6 +23,7 @@ pub mod mint;
 pub mod nginx;
 pub mod prefix;
 pub mod prometheus;
+pub mod text;
 
 pub use expect::Failures;
 pub use http::{Request, Response};
@@ -39,3 +44,6 @@ pub fn poll_until<T>(timeout: std::time::Duration, mut f: impl FnMut() -> Option
         std::thread::sleep(std::time::Duration::from_millis(25));
     }
 }
+
+// Layers, each importing only from those after it: check, expect, logs, prometheus → nginx →
+// config, http, keys/mint (mint → keys), idp → prefix, text.

@@ -3,110 +3,28 @@
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use super::check::{numbered, ConfigCheck};
+use super::config::{Mode, NginxBuilder, Ports};
 use super::http::Request;
 use super::keys::keys;
-use super::prefix::{free_port, module_path, Prefix};
+use super::prefix::{module_path, Prefix};
+use super::text::{numbered, BAD_LOG};
 
 /// The NGINX binary built from the vendored source.
 pub const NGINX_BIN: &str = concat!(env!("NGX_AUTH_JWT_BUILD_DIR"), "/nginx");
-/// First line of every echo upstream response body.
-pub const ECHO_MARK: &str = "echo: upstream\n";
-/// Request headers the echo upstream reports, one `name: value` line each.
-pub const ECHO_HEADERS: &[&str] = &[
-    "authorization",
-    "x-user-id",
-    "x-user-email",
-    "x-user",
-    "x-sub",
-    "x-tenant",
-    "x-roles",
-    "x-groups",
-    "x-scope",
-    "x-claims",
-    "x-org",
-    "x-jwt-status",
-    "x-jwt-error",
-    "x-jwt-sub",
-    "x-forwarded-user",
-    "x-test",
-    "cookie",
-];
 
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
-const CHECK_TIMEOUT: Duration = Duration::from_secs(20);
+pub(super) const CHECK_TIMEOUT: Duration = Duration::from_secs(20);
 const START_ATTEMPTS: usize = 5;
 const POLL: Duration = Duration::from_millis(20);
 
-/// How the template becomes `conf/nginx.conf`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Mode {
-    /// The template is the body of `http { }`; the harness adds the main context, `events`,
-    /// and the echo upstream server.
-    Http,
-    /// The template is everything after the harness's main-context lines (it has its own
-    /// `events` and `http`, and may use `{{echo_server}}`).
-    Main,
-}
-
-/// A configured, not yet started NGINX.
-#[must_use]
-pub struct NginxBuilder {
-    template: String,
-    mode: Mode,
-    workers: u32,
-    module: bool,
-    files: Vec<(PathBuf, Vec<u8>)>,
-    echo_headers: Vec<String>,
-    env: Vec<(String, String)>,
-    pub(super) allowed: Vec<String>,
-}
-
 impl NginxBuilder {
-    /// Number of worker processes (default 1).
-    pub fn workers(mut self, n: u32) -> Self {
-        self.workers = n;
-        self
-    }
-
-    /// Runs plain NGINX without `load_module` (harness self-test).
-    pub fn without_module(mut self) -> Self {
-        self.module = false;
-        self
-    }
-
-    /// Writes a file (path relative to the prefix) before NGINX starts; `{{...}}` are not expanded.
-    pub fn file(mut self, rel: &str, content: impl AsRef<[u8]>) -> Self {
-        self.files
-            .push((PathBuf::from(rel), content.as_ref().to_vec()));
-        self
-    }
-
-    /// Makes the echo upstream also report this request header.
-    pub fn echo_header(mut self, name: &str) -> Self {
-        self.echo_headers.push(name.to_ascii_lowercase());
-        self
-    }
-
-    /// An environment variable for NGINX, kept for its workers too (an `env` directive).
-    pub fn env(mut self, name: &str, value: &str) -> Self {
-        self.env.push((name.to_owned(), value.to_owned()));
-        self
-    }
-
-    /// Error-log lines containing `text` do not fail the final log scan.
-    pub fn allow_log(mut self, text: &str) -> Self {
-        self.allowed.push(text.to_owned());
-        self
-    }
-
     /// Starts NGINX; panics with its stderr and error log when it does not come up.
     pub fn start(self) -> Nginx {
         match self.try_start() {
@@ -153,75 +71,6 @@ impl NginxBuilder {
             "ports kept being taken, {START_ATTEMPTS} attempts: {last_error}"
         ))
     }
-
-    /// Runs `nginx -t` on the rendered configuration.
-    pub fn check(self) -> ConfigCheck {
-        let prefix = Prefix::new();
-        let mut nginx = Nginx {
-            prefix,
-            ports: Ports::allocate(&self.template),
-            spec: self,
-            config: String::new(),
-            child: None,
-            finished: true,
-        };
-        nginx.write_static_files();
-        nginx.config = nginx.render(&nginx.spec.template.clone());
-        nginx.write_config();
-        let (code, stderr) = nginx.run_nginx(&["-t"], CHECK_TIMEOUT);
-        let conf_path = nginx.prefix.path.join("conf/nginx.conf");
-        let config = nginx.config.clone();
-        let check = ConfigCheck {
-            ok: code == Some(0),
-            stderr,
-            config,
-            conf_path,
-            nginx,
-        };
-        // A test that makes the module panic on purpose checks the message itself.
-        let panics_on_purpose = check
-            .nginx
-            .spec
-            .env
-            .iter()
-            .any(|(n, _)| n == "AUTH_JWT_TEST_PANIC");
-        assert!(
-            panics_on_purpose || !check.stderr.contains("panicked"),
-            "nginx -t panicked:\n{}\nconfiguration:\n{}",
-            check.stderr,
-            numbered(&check.config)
-        );
-        check
-    }
-}
-
-/// Ports handed to one NGINX: `{{port}}`, `{{upstream_port}}`, and `{{port2}}`/`{{port3}}` when used.
-#[derive(Clone, Debug, Default)]
-struct Ports {
-    port: u16,
-    upstream: u16,
-    extra: Vec<u16>,
-}
-
-impl Ports {
-    fn allocate(template: &str) -> Self {
-        let extra = (2..=3)
-            .filter(|i| template.contains(&format!("{{{{port{i}}}}}")))
-            .map(|_| free_port())
-            .collect();
-        Self {
-            port: free_port(),
-            upstream: free_port(),
-            extra,
-        }
-    }
-
-    fn all(&self) -> Vec<u16> {
-        [self.port, self.upstream]
-            .into_iter()
-            .chain(self.extra.iter().copied())
-            .collect()
-    }
 }
 
 enum StartFailure {
@@ -232,11 +81,11 @@ enum StartFailure {
 /// A running NGINX (master + workers, `daemon off`), stopped and checked on drop.
 pub struct Nginx {
     pub(super) prefix: Prefix,
-    ports: Ports,
+    pub(super) ports: Ports,
     pub(super) spec: NginxBuilder,
-    config: String,
-    child: Option<Child>,
-    finished: bool,
+    pub(super) config: String,
+    pub(super) child: Option<Child>,
+    pub(super) finished: bool,
 }
 
 impl Nginx {
@@ -246,27 +95,14 @@ impl Nginx {
     /// (= `http://127.0.0.1:<upstream_port>`), `{{prefix}}`, `{{keys}}` (directory of the
     /// standard key files, see `Keys::write_to`).
     pub fn http(body: &str) -> NginxBuilder {
-        Self::builder(body, Mode::Http)
+        NginxBuilder::new(body, Mode::Http)
     }
 
     /// An NGINX whose configuration after the harness's main-context lines (`daemon`, `pid`,
     /// `error_log`, `worker_processes`, `load_module`) is `template`, which must have `events`
     /// and `http`; `{{echo_server}}` expands to the echo upstream server block.
     pub fn main(template: &str) -> NginxBuilder {
-        Self::builder(template, Mode::Main)
-    }
-
-    fn builder(template: &str, mode: Mode) -> NginxBuilder {
-        NginxBuilder {
-            template: template.to_owned(),
-            mode,
-            workers: 1,
-            module: true,
-            files: Vec::new(),
-            echo_headers: ECHO_HEADERS.iter().map(|h| (*h).to_owned()).collect(),
-            env: Vec::new(),
-            allowed: Vec::new(),
-        }
+        NginxBuilder::new(template, Mode::Main)
     }
 
     /// The main port (`{{port}}`).
@@ -308,7 +144,7 @@ impl Nginx {
         Request::new(self.port(), method, target)
     }
 
-    fn write_static_files(&self) {
+    pub(super) fn write_static_files(&self) {
         let dir = &self.prefix.path;
         fs::write(dir.join("html/index.html"), "index\n").expect("write index.html");
         if self.spec.module {
@@ -330,86 +166,14 @@ impl Nginx {
         }
     }
 
-    fn write_config(&self) {
+    pub(super) fn write_config(&self) {
         fs::write(self.prefix.path.join("conf/nginx.conf"), &self.config)
             .expect("write nginx.conf");
     }
 
     /// Renders a template (of this NGINX's mode) with this NGINX's ports and paths.
-    fn render(&self, template: &str) -> String {
-        let spec = &self.spec;
-        let mut out = String::new();
-        out.push_str(&format!(
-            "# Generated by t/harness for {:?}.\n",
-            thread::current().name().unwrap_or("?")
-        ));
-        out.push_str("daemon off;\nmaster_process on;\n");
-        out.push_str(&format!("worker_processes {};\n", spec.workers));
-        out.push_str("pid logs/nginx.pid;\nerror_log logs/error.log info;\n");
-        for (name, _) in &spec.env {
-            out.push_str(&format!("env {name};\n"));
-        }
-        if spec.module {
-            out.push_str("load_module modules/ngx_http_auth_jwt_module.so;\n");
-        }
-        let echo = self.echo_server();
-        match spec.mode {
-            Mode::Http => {
-                out.push_str("events {\n    worker_connections 256;\n}\n\nhttp {\n");
-                out.push_str("    access_log logs/access.log;\n");
-                out.push_str(&echo);
-                out.push_str(&expand(template, &self.vars(&echo)));
-                out.push_str("\n}\n");
-            }
-            Mode::Main => out.push_str(&expand(template, &self.vars(&echo))),
-        }
-        out
-    }
-
-    fn vars(&self, echo: &str) -> Vec<(String, String)> {
-        let dir = self.prefix.path.display().to_string();
-        let mut vars = vec![
-            ("port".to_owned(), self.ports.port.to_string()),
-            ("upstream_port".to_owned(), self.ports.upstream.to_string()),
-            (
-                "upstream".to_owned(),
-                format!("http://127.0.0.1:{}", self.ports.upstream),
-            ),
-            ("prefix".to_owned(), dir.clone()),
-            ("keys".to_owned(), format!("{dir}/keys")),
-            ("echo_server".to_owned(), echo.to_owned()),
-        ];
-        for (i, port) in self.ports.extra.iter().enumerate() {
-            vars.push((format!("port{}", i + 2), port.to_string()));
-        }
-        vars
-    }
-
-    /// The echo upstream: an unprotected server whose `return` lists the request headers tests look at.
-    fn echo_server(&self) -> String {
-        let mut body =
-            String::from("echo: upstream\\nmethod: $request_method\\nuri: $request_uri\\n");
-        for name in &self.spec.echo_headers {
-            body.push_str(&format!("{name}: $http_{}\\n", name.replace('-', "_")));
-        }
-        let off = if self.spec.module {
-            "        auth_jwt off;\n"
-        } else {
-            ""
-        };
-        format!(
-            "    # Echo upstream (harness): `return` is fine here, this server is never protected.\n\
-             \x20   server {{\n\
-             \x20       listen 127.0.0.1:{port};\n\
-             \x20       large_client_header_buffers 4 64k;\n\
-             {off}\
-             \x20       location / {{\n\
-             \x20           default_type text/plain;\n\
-             \x20           return 200 \"{body}\";\n\
-             \x20       }}\n\
-             \x20   }}\n\n",
-            port = self.ports.upstream,
-        )
+    pub(super) fn render(&self, template: &str) -> String {
+        self.spec.render(template, &self.ports, &self.prefix.path)
     }
 
     fn nginx_args(&self) -> Vec<String> {
@@ -424,7 +188,7 @@ impl Nginx {
     }
 
     /// Runs the NGINX binary with extra arguments to completion (bounded); returns (exit code, stderr).
-    fn run_nginx(&self, extra: &[&str], timeout: Duration) -> (Option<i32>, String) {
+    pub(super) fn run_nginx(&self, extra: &[&str], timeout: Duration) -> (Option<i32>, String) {
         let out_path = self.prefix.path.join("logs/cmd.stderr");
         let err = File::create(&out_path).expect("create cmd.stderr");
         let mut child = Command::new(NGINX_BIN)
@@ -643,29 +407,6 @@ impl Drop for Nginx {
     }
 }
 
-/// Replaces `{{name}}` placeholders; an unknown one is a test bug and panics.
-fn expand(template: &str, vars: &[(String, String)]) -> String {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find("}}")
-            .unwrap_or_else(|| panic!("unclosed {{{{ in template"));
-        let name = after[..end].trim();
-        let value = vars
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_else(|| panic!("unknown placeholder {{{{{name}}}}} in template"));
-        out.push_str(value);
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
-    out
-}
-
 fn accepts(port: u16) -> bool {
     TcpStream::connect_timeout(
         &SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
@@ -710,4 +451,40 @@ fn children_of(ppid: u32) -> Vec<(u32, String)> {
             Some((pid, cmd))
         })
         .collect()
+}
+
+/// The logs of a running (or finished) NGINX; waiting for lines is `harness::logs`.
+impl Nginx {
+    /// Lines of error.log and stderr that fail a test.
+    pub fn log_problems(&self) -> Vec<String> {
+        let stderr = fs::read_to_string(self.prefix.path.join("logs/stderr")).unwrap_or_default();
+        let log = self.error_log();
+        log.lines()
+            .chain(stderr.lines())
+            .filter(|l| BAD_LOG.iter().any(|bad| l.contains(bad)))
+            .filter(|l| !self.spec.allowed.iter().any(|a| l.contains(a.as_str())))
+            .map(str::to_owned)
+            .collect()
+    }
+    /// The whole error log.
+    pub fn error_log(&self) -> String {
+        let bytes = fs::read(self.prefix.path.join("logs/error.log")).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+    /// A file under logs/ (e.g. an access log), "" when absent.
+    pub fn log_file(&self, name: &str) -> String {
+        let bytes = fs::read(self.prefix.path.join("logs").join(name)).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+    /// Current length of the error log, to read only what comes after.
+    pub fn log_mark(&self) -> usize {
+        fs::metadata(self.prefix.path.join("logs/error.log"))
+            .map(|m| m.len() as usize)
+            .unwrap_or(0)
+    }
+    /// Error log written since `mark`.
+    pub fn log_since(&self, mark: usize) -> String {
+        let bytes = fs::read(self.prefix.path.join("logs/error.log")).unwrap_or_default();
+        String::from_utf8_lossy(bytes.get(mark..).unwrap_or_default()).into_owned()
+    }
 }
