@@ -1,5 +1,6 @@
 //! Tests for auth_jwt: how the module's answer combines with NGINX's other access checks.
 
+use crate::harness::expect::status;
 use crate::harness::idp::{Fault, Idp};
 use crate::harness::{Failures, Jwt, Nginx};
 
@@ -65,15 +66,7 @@ fn fail_open_lets_the_other_access_checks_decide() {
                 .get(path)
                 .header("Authorization", "Basic dXNlcjpwYXNzd29yZA==");
         }
-        let resp = req.send();
-        f.check(
-            &format!("{path} basic={basic}"),
-            if resp.status == want {
-                Ok(())
-            } else {
-                Err(format!("want {want}, got {}", resp.summary()))
-            },
-        );
+        f.check(&format!("{path} basic={basic}"), status(&req.send(), want));
     }
     f.assert();
     nginx.finish();

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::harness::expect::{insufficient_scope, invalid, missing};
+use crate::harness::expect::{insufficient_scope, invalid, missing, status};
 use crate::harness::{Failures, Jwt, Nginx};
 
 const CONF: &str = r#"
@@ -95,14 +95,7 @@ fn requirement_from_a_map() {
     }
     let token = Jwt::new("RS256").encode();
     let resp = nginx.get("/admin/").bearer(&token).send();
-    f.check(
-        "no role claim",
-        if resp.status == 401 {
-            Ok(())
-        } else {
-            Err(resp.summary())
-        },
-    );
+    f.check("no role claim", status(&resp, 401));
     f.assert();
     nginx.finish();
 }

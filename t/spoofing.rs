@@ -7,7 +7,7 @@
 
 use serde_json::json;
 
-use crate::harness::expect::upstream;
+use crate::harness::expect::{status, upstream};
 use crate::harness::{Failures, Jwt, Nginx, Request, Response};
 
 const CONF: &str = r#"
@@ -283,14 +283,7 @@ fn thousands_of_copies_are_all_removed() {
     }
     // Refused requests pay the same single pass (and still answer 401).
     let resp = request(&nginx, "/", None, &copies).send();
-    f.check(
-        "401",
-        if resp.status == 401 {
-            Ok(())
-        } else {
-            Err(resp.summary())
-        },
-    );
+    f.check("401", status(&resp, 401));
     f.assert();
     nginx.finish();
 }

@@ -72,6 +72,15 @@ pub fn upstream(resp: &Response) -> Result<(), String> {
     }
 }
 
+/// The response has status `want`.
+pub fn status(resp: &Response, want: u16) -> Result<(), String> {
+    if resp.status == want {
+        Ok(())
+    } else {
+        Err(format!("expected {want}, got {}", resp.summary()))
+    }
+}
+
 /// 401 with `WWW-Authenticate: Bearer realm="<realm>"` and nothing else (no token presented).
 pub fn missing(resp: &Response, realm: &str) -> Result<(), String> {
     let want = format!("Bearer realm=\"{realm}\"");
