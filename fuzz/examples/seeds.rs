@@ -175,6 +175,13 @@ fn main() {
     write("discovery", "regress-nan-backoff", nan_backoff);
     write("discovery", "regress-empty-host", "https:////");
 
+    // token: a payload segment that is not base64url, behind a good header: the payload is
+    // decoded only after the signature check (found by fuzzing the oracle).
+    let mut undecoded = format!("{}.eyJhdWQi", b64(br#"{"alg":"HS512"}"#)).into_bytes();
+    undecoded.extend([0x81, 0xbe, 0x88]);
+    undecoded.extend(b".pgJWIKnqWAP2QozIGMJ159QR2nBiSLzMTeCbL2");
+    write("token", "regress-payload-undecoded", undecoded);
+
     // json: documents the strict parser sees.
     write("json", "claims", &payload);
     write("json", "jwks", &fx.jwks);

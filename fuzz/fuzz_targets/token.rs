@@ -3,7 +3,8 @@
 //! - no panic, whatever the bytes;
 //! - a token that verifies has a signing input (`header.payload`) the fixture signed: no
 //!   mutation of a signed token verifies unless the signed part is unchanged;
-//! - the three segments of a parsed token are canonical base64url (one encoding per value);
+//! - the header and signature of a parsed token, and its payload once decoded, are canonical
+//!   base64url (one encoding per value);
 //! - the verified-token cache answers exactly as the uncached path, and stays bounded.
 #![no_main]
 
@@ -30,7 +31,13 @@ fuzz_target!(|data: &[u8]| {
         assert!(parsed.kid.as_ref().is_none_or(|k| k.len() <= MAX_KID_LEN));
         let segments: Vec<&[u8]> = data.split(|&b| b == b'.').collect();
         assert_eq!(segments.len(), 3);
-        for segment in segments {
+        // The payload is decoded only on demand (after the signature check), so its segment
+        // is canonical only when decoding it succeeds.
+        let payload_ok = parsed.payload().is_ok();
+        for (i, segment) in segments.into_iter().enumerate() {
+            if i == 1 && !payload_ok {
+                continue;
+            }
             let decoded = token::decode(segment).expect("parsed segments decode");
             assert_eq!(
                 b64(&decoded).as_bytes(),
