@@ -26,11 +26,19 @@ use crate::harness::{b64, keys, now, Jwt, Nginx};
 /// `@HTTP@`: module directives for `http { }`; `@AUTH@`: those of `location /`.
 const CONF: &str = r#"
     @HTTP@
+    # The echo upstream runs in this same NGINX: a worker killed while it serves the upstream
+    # side of a request resets that connection. Listed twice, the request is retried on a new
+    # connection (proxy_next_upstream error) instead of answering 502; the module's own
+    # answers (401, 500, 503) are never retried.
+    upstream echo {
+        server 127.0.0.1:{{upstream_port}} max_fails=0;
+        server 127.0.0.1:{{upstream_port}} max_fails=0;
+    }
     server {
         listen 127.0.0.1:{{port}} reuseport;
         location / {
             @AUTH@
-            proxy_pass {{upstream}};
+            proxy_pass http://echo;
         }
     }
 "#;
