@@ -72,6 +72,18 @@ pub fn upstream(resp: &Response) -> Result<(), String> {
     }
 }
 
+/// Claim values holding a control character, with a name for each: none may reach a header
+/// or a variable (CR/LF would split a request or a response).
+pub const CONTROL_VALUES: &[(&str, &str)] = &[
+    ("crlf", "alice\r\nX-Evil: 1"),
+    ("lf", "alice\nX-Evil: 1"),
+    ("cr", "alice\rX-Evil: 1"),
+    ("nul", "alice\u{0}admin"),
+    ("tab", "alice\tx"),
+    ("esc", "alice\u{1b}[2J"),
+    ("del", "alice\u{7f}"),
+];
+
 /// The response has status `want`.
 pub fn status(resp: &Response, want: u16) -> Result<(), String> {
     if resp.status == want {
