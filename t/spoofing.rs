@@ -24,7 +24,7 @@ const CONF: &str = r#"
 
     server {
         listen 127.0.0.1:{{port}};
-        http2 on;
+        {{listen_h2}}
         underscores_in_headers on;
         auth_jwt_key_file {{keys}}/jwks.json;
 
@@ -203,7 +203,17 @@ fn request(
     token: Option<&str>,
     headers: &[(String, String)],
 ) -> Request {
-    let mut req = nginx.get(path);
+    request_to(nginx.port(), path, token, headers)
+}
+
+/// A bare request over cleartext HTTP/2 (`{{port3}}`).
+fn h2(nginx: &Nginx, path: &str) -> Request {
+    Request::new(nginx.extra_port(3), "GET", path)
+}
+
+/// As `request`, to a given port (`{{port3}}` is the cleartext HTTP/2 listener).
+fn request_to(port: u16, path: &str, token: Option<&str>, headers: &[(String, String)]) -> Request {
+    let mut req = Request::new(port, "GET", path);
     for (name, value) in headers {
         req = req.header(name, value);
     }
@@ -253,7 +263,7 @@ fn copies_never_reach_the_upstream_across_list_parts_http2() {
             for copies in [1, 20, 21] {
                 let headers = spoofed(fillers, copies, Layout::AfterFillers);
                 let t = with_token.then_some(token.as_str());
-                let resp = request(&nginx, path, t, &headers).send_h2();
+                let resp = request_to(nginx.extra_port(3), path, t, &headers).send_h2();
                 f.check(
                     &format!("h2 {path} token={with_token} fillers={fillers} copies={copies}"),
                     saw_with_known(&resp, id, email),
@@ -278,7 +288,7 @@ fn thousands_of_copies_are_all_removed() {
     for (path, t, id) in [("/", Some(token.as_str()), "alice"), ("/open/", None, "")] {
         let resp = request(&nginx, path, t, &copies).send();
         f.check(&format!("{path} http/1.1"), saw(&resp, id, ""));
-        let resp = request(&nginx, path, t, &copies[1700..]).send_h2();
+        let resp = request_to(nginx.extra_port(3), path, t, &copies[1700..]).send_h2();
         f.check(&format!("{path} h2"), saw(&resp, id, ""));
     }
     // Refused requests pay the same single pass (and still answer 401).
@@ -305,8 +315,7 @@ fn variables_evaluated_early_never_see_a_copy() {
         ),
         (
             "h2",
-            nginx
-                .get("/early/")
+            h2(&nginx, "/early/")
                 .header("x-user-id", "mallory")
                 .bearer(&token)
                 .send_h2(),
@@ -342,8 +351,7 @@ fn subrequests_never_carry_a_copy() {
         ),
         (
             "h2",
-            nginx
-                .get("/page.html")
+            h2(&nginx, "/page.html")
                 .header("x-user-id", "mallory")
                 .header("x_user_email", "mallory@evil")
                 .send_h2(),
