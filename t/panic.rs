@@ -22,6 +22,12 @@ const CONF: &str = r#"
 /// worker goes on serving.
 #[test]
 fn a_panic_answers_500_logs_alert_and_the_worker_lives() {
+    if skip_with_installed_module(
+        "a_panic_answers_500_logs_alert_and_the_worker_lives",
+        NO_TEST_PANIC,
+    ) {
+        return;
+    }
     let nginx = Nginx::http(CONF)
         .allow_log("bug: panic caught at the NGINX boundary")
         .start();

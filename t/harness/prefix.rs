@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::fs;
+use std::io::Write as _;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -117,7 +118,9 @@ pub fn skip_with_installed_module(test: &str, why: &str) -> bool {
     let Some(dir) = installed_modules() else {
         return false;
     };
-    eprintln!(
+    // Straight to the process's stderr: libtest captures `eprintln!` of passing tests.
+    let _ = writeln!(
+        std::io::stderr(),
         "SKIPPED {test}: the module under test is the installed one ({}), {why}",
         dir.display()
     );
