@@ -60,16 +60,16 @@ impl From<VerifyError> for Denial {
 /// One set of keys a location trusts, with the issuer its keys are bound to (keys from an
 /// OpenID Provider's discovery verify only that provider's tokens).
 #[derive(Debug, Clone)]
-pub struct KeySource<'a> {
+pub struct KeySource {
     pub keys: Arc<KeySet>,
-    pub issuer: Option<&'a str>,
+    pub issuer: Option<Arc<str>>,
 }
 
 /// Verifies `token` against `sources` under `policy` at time `now` (seconds since the
 /// epoch); returns what it verified and the key set that verified it.
 pub fn authenticate(
     token: &[u8],
-    sources: &[KeySource<'_>],
+    sources: &[KeySource],
     policy: &Policy<'_>,
     now: i64,
 ) -> Result<(Verified, Arc<KeySet>), Denial> {
@@ -118,12 +118,12 @@ pub fn authenticate(
 fn verify_any(
     token: &token::Token<'_>,
     iss: Option<&str>,
-    sources: &[KeySource<'_>],
+    sources: &[KeySource],
     allowed: AlgSet,
 ) -> Result<Arc<KeySet>, VerifyError> {
     let mut refusal = None;
     for source in sources {
-        if source.issuer.is_some() && source.issuer != iss {
+        if source.issuer.is_some() && source.issuer.as_deref() != iss {
             refusal.get_or_insert(VerifyError::IssuerMismatch);
             continue;
         }
@@ -164,7 +164,7 @@ pub enum Lookup {
 /// validity with them.
 pub fn authenticate_cached(
     token: &[u8],
-    sources: &[KeySource<'_>],
+    sources: &[KeySource],
     policy: &Policy<'_>,
     now: i64,
     cache: &mut Cache,
@@ -270,7 +270,7 @@ mod tests {
         assert_eq!(err.error, VerifyError::BadSignature);
         let bound = vec![KeySource {
             keys: Arc::clone(&unbound[0].keys),
-            issuer: Some("joe"),
+            issuer: Some("joe".into()),
         }];
         let err = authenticate(forged.as_bytes(), &bound, &policy, 0).unwrap_err();
         assert_eq!(
@@ -284,7 +284,7 @@ mod tests {
         }
     }
 
-    fn hs256_keys() -> Vec<KeySource<'static>> {
+    fn hs256_keys() -> Vec<KeySource> {
         let jwks = format!(r#"{{"keys":[{{"kty":"oct","k":"{HS256_K}"}}]}}"#);
         let keys = Arc::new(jwks::parse_jwks(jwks.as_bytes()).unwrap().keys);
         vec![KeySource { keys, issuer: None }]
@@ -350,7 +350,7 @@ mod tests {
         let bound = |issuer| {
             vec![KeySource {
                 keys: Arc::clone(&keys),
-                issuer: Some(issuer),
+                issuer: Some(Arc::from(issuer)),
             }]
         };
         let now = EXP - 10;
