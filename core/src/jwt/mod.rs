@@ -8,6 +8,7 @@ pub mod error;
 mod hmac;
 pub mod json;
 pub mod key;
+pub mod scan;
 pub mod token;
 pub mod verify;
 

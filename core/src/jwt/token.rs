@@ -7,21 +7,21 @@ use std::fmt;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use serde_json::{Map, Value};
-
 use super::alg::Alg;
+use super::claims::{RawClaims, Spans};
 use super::error::VerifyError;
-use super::json::{self, JsonError, Limits};
+use super::json::{JsonError, LazyJson, Limits};
+use super::scan::{self, Span};
 
 /// Longest `kid` accepted in a token header, in bytes.
 pub const MAX_KID_LEN: usize = 256;
 
-const HEADER_LIMITS: Limits = Limits {
+pub const HEADER_LIMITS: Limits = Limits {
     max_depth: 8,
     max_members: 64,
 };
 
-const PAYLOAD_LIMITS: Limits = Limits {
+pub const PAYLOAD_LIMITS: Limits = Limits {
     max_depth: 16,
     max_members: 1024,
 };
@@ -34,7 +34,8 @@ const KEY_REFERENCE_HEADERS: [&str; 3] = ["jku", "x5u", "jwk"];
 pub struct Token<'a> {
     pub alg: Alg,
     pub kid: Option<String>,
-    pub header: Map<String, Value>,
+    /// The header's JSON text, its members parsed on first use (`$jwt_header_*`).
+    pub header: LazyJson,
     /// `<header>.<payload>` exactly as received: the bytes the signature covers.
     pub signing_input: &'a [u8],
     pub signature: Vec<u8>,
@@ -42,32 +43,63 @@ pub struct Token<'a> {
     payload: &'a [u8],
 }
 
-/// A token's decoded payload.
+/// A token's decoded payload, scanned: strict JSON, its registered claims located.
 pub struct Payload {
-    pub claims: Map<String, Value>,
-    /// The payload's JSON text, for `$jwt_payload`.
-    pub json: String,
+    /// The payload's JSON text (`$jwt_payload`), its claims parsed on first use.
+    pub claims: LazyJson,
+    /// Where `exp`, `nbf`, `iss` and `aud` are in that text.
+    pub spans: Spans,
+}
+
+impl Payload {
+    /// The payload's JSON text.
+    pub fn json(&self) -> &str {
+        self.claims.text()
+    }
+
+    /// Its registered claims, as the claim rules read them.
+    pub fn registered(&self) -> RawClaims<'_> {
+        self.spans.of(self.claims.text())
+    }
 }
 
 impl fmt::Debug for Payload {
     /// Leaves out the claims: a token's content never reaches logs through `Debug`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Payload")
-            .field("members", &self.claims.len())
+            .field("len", &self.json().len())
             .finish_non_exhaustive()
     }
 }
 
 impl Token<'_> {
-    /// Decodes and parses the payload: strict base64url, UTF-8, a strict JSON object.
+    /// Decodes and scans the payload: strict base64url, UTF-8, a strict JSON object (every
+    /// rule of `json::parse_object`, without building its tree).
     pub fn payload(&self) -> Result<Payload, VerifyError> {
         let bytes =
             decode(self.payload).ok_or(VerifyError::Malformed("bad base64url in payload"))?;
         let json =
             String::from_utf8(bytes).map_err(|_| VerifyError::Malformed("payload is not utf-8"))?;
-        let claims = json::parse_object(json.as_bytes(), PAYLOAD_LIMITS).map_err(payload_error)?;
-        Ok(Payload { claims, json })
+        let mut spans = Spans::default();
+        scan::scan_object(json.as_bytes(), PAYLOAD_LIMITS, |name, value| {
+            spans.record(name, value)
+        })
+        .map_err(payload_error)?;
+        Ok(Payload {
+            claims: LazyJson::new(json, PAYLOAD_LIMITS),
+            spans,
+        })
     }
+}
+
+/// The header members the rules read.
+#[derive(Default)]
+struct HeaderSpans {
+    alg: Option<Span>,
+    kid: Option<Span>,
+    crit: bool,
+    /// Which of [`KEY_REFERENCE_HEADERS`] are present.
+    key_reference: [bool; 3],
 }
 
 impl fmt::Debug for Token<'_> {
@@ -103,30 +135,38 @@ pub fn parse(token: &[u8]) -> Result<Token<'_>, VerifyError> {
         return Err(VerifyError::Malformed("empty header"));
     }
     let header = decode(header).ok_or(VerifyError::Malformed("bad base64url in header"))?;
-    let header = json::parse_object(&header, HEADER_LIMITS).map_err(header_error)?;
-    let alg = match header.get("alg") {
-        None => return Err(VerifyError::Malformed("header has no alg")),
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("none") => {
-            return Err(VerifyError::AlgNone)
+    let mut found = HeaderSpans::default();
+    scan::scan_object(&header, HEADER_LIMITS, |name, value| match name {
+        "alg" => found.alg = Some(value),
+        "kid" => found.kid = Some(value),
+        "crit" => found.crit = true,
+        _ => {
+            if let Some(i) = KEY_REFERENCE_HEADERS.iter().position(|&h| h == name) {
+                found.key_reference[i] = true;
+            }
         }
-        Some(Value::String(s)) => Alg::from_name(s).ok_or(VerifyError::UnsupportedAlg)?,
-        Some(_) => return Err(VerifyError::Malformed("alg is not a string")),
+    })
+    .map_err(header_error)?;
+    let header = String::from_utf8(header).map_err(|_| header_error(JsonError::Syntax))?;
+    let alg = match found.alg.map(|s| s.string(&header)) {
+        None => return Err(VerifyError::Malformed("header has no alg")),
+        Some(Some(s)) if s.eq_ignore_ascii_case("none") => return Err(VerifyError::AlgNone),
+        Some(Some(s)) => Alg::from_name(&s).ok_or(VerifyError::UnsupportedAlg)?,
+        Some(None) => return Err(VerifyError::Malformed("alg is not a string")),
     };
-    if header.contains_key("crit") {
+    if found.crit {
         return Err(VerifyError::CritUnsupported);
     }
-    if let Some(name) = KEY_REFERENCE_HEADERS
-        .into_iter()
-        .find(|&name| header.contains_key(name))
-    {
-        return Err(VerifyError::KeyReferenceHeader(name));
+    if let Some(i) = found.key_reference.iter().position(|&present| present) {
+        return Err(VerifyError::KeyReferenceHeader(KEY_REFERENCE_HEADERS[i]));
     }
-    let kid = match header.get("kid") {
+    let kid = match found.kid.map(|s| s.string(&header)) {
         None => None,
-        Some(Value::String(s)) if s.len() <= MAX_KID_LEN => Some(s.clone()),
-        Some(Value::String(_)) => return Err(VerifyError::Malformed("kid is too long")),
-        Some(_) => return Err(VerifyError::Malformed("kid is not a string")),
+        Some(Some(s)) if s.len() <= MAX_KID_LEN => Some(s.into_owned()),
+        Some(Some(_)) => return Err(VerifyError::Malformed("kid is too long")),
+        Some(None) => return Err(VerifyError::Malformed("kid is not a string")),
     };
+    let header = LazyJson::new(header, HEADER_LIMITS);
 
     if payload.is_empty() {
         return Err(VerifyError::Malformed("empty payload"));
@@ -212,7 +252,7 @@ mod tests {
         assert_eq!(token.header["typ"], "JWT");
         let payload = token.payload().unwrap();
         assert_eq!(payload.claims["sub"], "a");
-        assert_eq!(payload.json, r#"{"sub":"a","n":[1]}"#);
+        assert_eq!(payload.json(), r#"{"sub":"a","n":[1]}"#);
         assert_eq!(token.signature, b"sig");
         let dot = text.rfind('.').unwrap();
         assert_eq!(token.signing_input, &text.as_bytes()[..dot]);

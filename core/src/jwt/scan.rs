@@ -1,0 +1,481 @@
+//! Strict JSON without a tree: accepts and refuses exactly what [`super::json::parse_object`]
+//! does (same errors, same order), and reports the top-level members as spans of the text.
+//!
+//! A token's header and payload are scanned once on the request path; the members the policy
+//! needs (`alg`, `kid`, `exp`, `iss`, ...) are read from their spans, and the full
+//! `serde_json` tree is built only when a variable or identity header asks for it
+//! ([`super::json::LazyJson`]). The fuzz target `json` holds the two parsers to each other.
+#![forbid(unsafe_code)]
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+
+use super::json::{JsonError, Limits, NUMBER_TOKEN};
+
+/// What kind of JSON value a span holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Object,
+    Array,
+    /// A string; `escaped` if its text holds a backslash escape.
+    String {
+        escaped: bool,
+    },
+    Number,
+    Bool,
+    Null,
+}
+
+/// A value's text: `start..end` in the scanned document, quotes included for strings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+    pub kind: Kind,
+}
+
+impl Span {
+    /// The value's text in `doc`, the document it was scanned from.
+    pub fn text<'a>(&self, doc: &'a str) -> &'a str {
+        doc.get(self.start..self.end).unwrap_or("")
+    }
+
+    /// A string value, unescaped; `None` for any other kind.
+    pub fn string<'a>(&self, doc: &'a str) -> Option<Cow<'a, str>> {
+        match self.kind {
+            Kind::String { escaped } => {
+                let inner = doc.get(self.start + 1..self.end - 1)?;
+                Some(if escaped {
+                    Cow::Owned(unescape(inner))
+                } else {
+                    Cow::Borrowed(inner)
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// serde_json refuses a document nested this deep (its recursion limit), whatever the limits.
+const SERDE_NESTING: usize = 128;
+
+/// Keys of an object beyond this many are checked for duplicates through a sorted set.
+const LINEAR_KEYS: usize = 16;
+
+/// Scans `doc` as one JSON object under `limits`, calling `member(key, value)` for each
+/// top-level member (key unescaped) once its value has scanned.
+pub fn scan_object<'a>(
+    doc: &'a [u8],
+    limits: Limits,
+    mut member: impl FnMut(&str, Span),
+) -> Result<(), JsonError> {
+    let mut s = Scanner {
+        b: doc,
+        i: 0,
+        limits,
+        members: 0,
+        keys: Vec::new(),
+        top: Some(&mut member),
+    };
+    let kind = s.value(0)?.kind;
+    s.ws();
+    if s.i != doc.len() {
+        return Err(JsonError::Syntax);
+    }
+    if kind != Kind::Object {
+        return Err(JsonError::NotObject);
+    }
+    Ok(())
+}
+
+/// The elements of a JSON array that [`scan_object`] accepted (`array` is its text).
+pub fn array_items(array: &str) -> impl Iterator<Item = Span> + '_ {
+    let mut s = Scanner {
+        b: array.as_bytes(),
+        i: 1,
+        limits: Limits {
+            max_depth: SERDE_NESTING,
+            max_members: usize::MAX,
+        },
+        members: 0,
+        keys: Vec::new(),
+        top: None,
+    };
+    let mut first = true;
+    std::iter::from_fn(move || {
+        s.ws();
+        match s.peek() {
+            Some(b']') | None => return None,
+            Some(b',') if !first => s.i += 1,
+            _ => {}
+        }
+        first = false;
+        s.value(1).ok()
+    })
+}
+
+/// A key's text between its quotes.
+#[derive(Clone, Copy)]
+struct Key {
+    start: usize,
+    end: usize,
+    escaped: bool,
+}
+
+struct Scanner<'a, 'f> {
+    b: &'a [u8],
+    i: usize,
+    limits: Limits,
+    members: usize,
+    /// Keys of the objects being scanned, innermost last.
+    keys: Vec<Key>,
+    /// Told of each top-level member.
+    top: Option<&'f mut dyn FnMut(&str, Span)>,
+}
+
+impl<'a> Scanner<'a, '_> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\t' | b'\r') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, byte: u8) -> Result<(), JsonError> {
+        if self.peek() != Some(byte) {
+            return Err(JsonError::Syntax);
+        }
+        self.i += 1;
+        Ok(())
+    }
+
+    /// `depth` is that of the enclosing container (0 at the top).
+    fn value(&mut self, depth: usize) -> Result<Span, JsonError> {
+        self.ws();
+        let start = self.i;
+        let kind = match self.peek().ok_or(JsonError::Syntax)? {
+            b'{' => self.object(depth)?,
+            b'[' => self.array(depth)?,
+            b'"' => Kind::String {
+                escaped: self.string()?,
+            },
+            b'-' | b'0'..=b'9' => self.number()?,
+            b't' => self.literal(b"true", Kind::Bool)?,
+            b'f' => self.literal(b"false", Kind::Bool)?,
+            b'n' => self.literal(b"null", Kind::Null)?,
+            _ => return Err(JsonError::Syntax),
+        };
+        Ok(Span {
+            start,
+            end: self.i,
+            kind,
+        })
+    }
+
+    fn literal(&mut self, word: &[u8], kind: Kind) -> Result<Kind, JsonError> {
+        if !self.b[self.i..].starts_with(word) {
+            return Err(JsonError::Syntax);
+        }
+        self.i += word.len();
+        Ok(kind)
+    }
+
+    /// RFC 8259 §6: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
+    fn number(&mut self) -> Result<Kind, JsonError> {
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.i += 1,
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return Err(JsonError::Syntax),
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            self.some_digits()?;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            self.some_digits()?;
+        }
+        Ok(Kind::Number)
+    }
+
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    fn some_digits(&mut self) -> Result<(), JsonError> {
+        let start = self.i;
+        self.digits();
+        if self.i == start {
+            return Err(JsonError::Syntax);
+        }
+        Ok(())
+    }
+
+    /// A string at `self.i` (its opening quote); returns whether it holds an escape. As
+    /// serde_json: no raw control characters, valid escapes, paired surrogates, UTF-8.
+    fn string(&mut self) -> Result<bool, JsonError> {
+        self.i += 1;
+        let start = self.i;
+        let (mut escaped, mut ascii) = (false, true);
+        loop {
+            let Some(&c) = self.b.get(self.i) else {
+                return Err(JsonError::Syntax);
+            };
+            self.i += 1;
+            match c {
+                b'"' => break,
+                b'\\' => {
+                    escaped = true;
+                    self.escape()?;
+                }
+                0..=0x1f => return Err(JsonError::Syntax),
+                0x80.. => ascii = false,
+                _ => {}
+            }
+        }
+        // Escapes are ASCII and decode to whole characters, so the raw text is UTF-8 exactly
+        // when serde_json's unescaped one is.
+        if !ascii && std::str::from_utf8(&self.b[start..self.i - 1]).is_err() {
+            return Err(JsonError::Syntax);
+        }
+        Ok(escaped)
+    }
+
+    fn escape(&mut self) -> Result<(), JsonError> {
+        let c = self.peek().ok_or(JsonError::Syntax)?;
+        self.i += 1;
+        match c {
+            b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => Ok(()),
+            b'u' => match self.hex4()? {
+                0xdc00..=0xdfff => Err(JsonError::Syntax),
+                0xd800..=0xdbff => {
+                    self.eat(b'\\')?;
+                    self.eat(b'u')?;
+                    match self.hex4()? {
+                        0xdc00..=0xdfff => Ok(()),
+                        _ => Err(JsonError::Syntax),
+                    }
+                }
+                _ => Ok(()),
+            },
+            _ => Err(JsonError::Syntax),
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u32, JsonError> {
+        let digits = self.b.get(self.i..self.i + 4).ok_or(JsonError::Syntax)?;
+        self.i += 4;
+        hex(digits).ok_or(JsonError::Syntax)
+    }
+
+    fn nest(&self, depth: usize) -> Result<usize, JsonError> {
+        if depth + 1 >= SERDE_NESTING {
+            return Err(JsonError::Syntax);
+        }
+        Ok(depth + 1)
+    }
+
+    fn enter(&self, inner: usize) -> Result<(), JsonError> {
+        if inner > self.limits.max_depth {
+            return Err(JsonError::TooDeep);
+        }
+        Ok(())
+    }
+
+    fn count(&mut self) -> Result<(), JsonError> {
+        self.members += 1;
+        if self.members > self.limits.max_members {
+            return Err(JsonError::TooManyMembers);
+        }
+        Ok(())
+    }
+
+    fn array(&mut self, depth: usize) -> Result<Kind, JsonError> {
+        self.i += 1;
+        let inner = self.nest(depth)?;
+        self.enter(inner)?;
+        self.ws();
+        if self.peek() == Some(b']') {
+            self.i += 1;
+            return Ok(Kind::Array);
+        }
+        loop {
+            self.value(inner)?;
+            self.count()?;
+            self.ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b']') => {
+                    self.i += 1;
+                    return Ok(Kind::Array);
+                }
+                _ => return Err(JsonError::Syntax),
+            }
+        }
+    }
+
+    /// The checks happen where `json.rs`'s visitor makes them: the reserved name of a first
+    /// member before the depth, then per member its count, the reserved name, duplicates.
+    fn object(&mut self, depth: usize) -> Result<Kind, JsonError> {
+        self.i += 1;
+        let inner = self.nest(depth)?;
+        self.ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            self.enter(inner)?;
+            return Ok(Kind::Object);
+        }
+        let mut key = self.key()?;
+        if self.is_reserved(key) {
+            return Err(JsonError::ReservedKey);
+        }
+        self.enter(inner)?;
+        let base = self.keys.len();
+        let mut sorted: Option<BTreeSet<Cow<'a, str>>> = None;
+        loop {
+            self.count()?;
+            if self.is_reserved(key) {
+                return Err(JsonError::ReservedKey);
+            }
+            if self.is_duplicate(base, key, &mut sorted) {
+                return Err(JsonError::DuplicateKey);
+            }
+            self.keys.push(key);
+            self.ws();
+            self.eat(b':')?;
+            let value = self.value(inner)?;
+            if depth == 0 {
+                let name = self.unescaped(key);
+                if let Some(top) = self.top.as_mut() {
+                    top(&name, value);
+                }
+            }
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.i += 1;
+                    self.ws();
+                    key = self.key()?;
+                }
+                Some(b'}') => {
+                    self.i += 1;
+                    self.keys.truncate(base);
+                    return Ok(Kind::Object);
+                }
+                _ => return Err(JsonError::Syntax),
+            }
+        }
+    }
+
+    fn key(&mut self) -> Result<Key, JsonError> {
+        if self.peek() != Some(b'"') {
+            return Err(JsonError::Syntax);
+        }
+        let start = self.i + 1;
+        let escaped = self.string()?;
+        Ok(Key {
+            start,
+            end: self.i - 1,
+            escaped,
+        })
+    }
+
+    fn raw(&self, key: Key) -> &'a [u8] {
+        &self.b[key.start..key.end]
+    }
+
+    fn unescaped(&self, key: Key) -> Cow<'a, str> {
+        let text = std::str::from_utf8(self.raw(key)).unwrap_or("");
+        if key.escaped {
+            Cow::Owned(unescape(text))
+        } else {
+            Cow::Borrowed(text)
+        }
+    }
+
+    fn is_reserved(&self, key: Key) -> bool {
+        if key.escaped {
+            self.unescaped(key) == NUMBER_TOKEN
+        } else {
+            self.raw(key) == NUMBER_TOKEN.as_bytes()
+        }
+    }
+
+    /// Whether `key` names a member of the object whose keys start at `base` again.
+    fn is_duplicate(
+        &self,
+        base: usize,
+        key: Key,
+        sorted: &mut Option<BTreeSet<Cow<'a, str>>>,
+    ) -> bool {
+        let keys = &self.keys[base..];
+        if keys.len() < LINEAR_KEYS {
+            return keys.iter().any(|&k| self.same(k, key));
+        }
+        let set = sorted.get_or_insert_with(|| keys.iter().map(|&k| self.unescaped(k)).collect());
+        !set.insert(self.unescaped(key))
+    }
+
+    fn same(&self, a: Key, b: Key) -> bool {
+        if !a.escaped && !b.escaped {
+            self.raw(a) == self.raw(b)
+        } else {
+            self.unescaped(a) == self.unescaped(b)
+        }
+    }
+}
+
+fn hex(digits: &[u8]) -> Option<u32> {
+    digits.iter().try_fold(0u32, |n, &d| {
+        let v = char::from(d).to_digit(16)?;
+        Some(n << 4 | v)
+    })
+}
+
+/// The text of a JSON string that [`scan_object`] accepted (between its quotes), unescaped.
+pub fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let b = rest.as_bytes();
+        let (c, used) = match b.get(at + 1) {
+            Some(b'b') => ('\u{8}', 2),
+            Some(b'f') => ('\u{c}', 2),
+            Some(b'n') => ('\n', 2),
+            Some(b'r') => ('\r', 2),
+            Some(b't') => ('\t', 2),
+            Some(b'u') => {
+                let hi = b.get(at + 2..at + 6).and_then(hex).unwrap_or(0xfffd);
+                if (0xd800..0xdc00).contains(&hi) {
+                    let lo = b.get(at + 8..at + 12).and_then(hex).unwrap_or(0xdc00);
+                    let c = 0x10000 + ((hi - 0xd800) << 10) + (lo.wrapping_sub(0xdc00) & 0x3ff);
+                    (char::from_u32(c).unwrap_or('\u{fffd}'), 12)
+                } else {
+                    (char::from_u32(hi).unwrap_or('\u{fffd}'), 6)
+                }
+            }
+            Some(&c) => (char::from(c), 2),
+            None => break,
+        };
+        out.push(c);
+        rest = rest.get(at + used..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+#[path = "scan_tests.rs"]
+mod tests;
