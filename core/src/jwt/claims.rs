@@ -89,12 +89,12 @@ pub struct Spans {
 
 impl Spans {
     /// Notes a top-level member of the payload, if it is a registered claim the rules read.
-    pub fn record(&mut self, name: &str, value: Span) {
+    pub fn record(&mut self, name: &[u8], value: Span) {
         let slot = match name {
-            "exp" => &mut self.exp,
-            "nbf" => &mut self.nbf,
-            "iss" => &mut self.iss,
-            "aud" => &mut self.aud,
+            b"exp" => &mut self.exp,
+            b"nbf" => &mut self.nbf,
+            b"iss" => &mut self.iss,
+            b"aud" => &mut self.aud,
             _ => return,
         };
         *slot = Some(value);

@@ -63,18 +63,18 @@ const SERDE_NESTING: usize = 128;
 const LINEAR_KEYS: usize = 16;
 
 /// Scans `doc` as one JSON object under `limits`, calling `member(key, value)` for each
-/// top-level member (key unescaped) once its value has scanned.
-pub fn scan_object<'a>(
-    doc: &'a [u8],
+/// top-level member (key unescaped, UTF-8) once its value has scanned.
+pub fn scan_object(
+    doc: &[u8],
     limits: Limits,
-    mut member: impl FnMut(&str, Span),
+    mut member: impl FnMut(&[u8], Span),
 ) -> Result<(), JsonError> {
     let mut s = Scanner {
         b: doc,
         i: 0,
         limits,
         members: 0,
-        keys: Vec::new(),
+        keys: Keys::default(),
         top: Some(&mut member),
     };
     let kind = s.value(0)?.kind;
@@ -98,7 +98,7 @@ pub fn array_items(array: &str) -> impl Iterator<Item = Span> + '_ {
             max_members: usize::MAX,
         },
         members: 0,
-        keys: Vec::new(),
+        keys: Keys::default(),
         top: None,
     };
     let mut first = true;
@@ -115,11 +115,42 @@ pub fn array_items(array: &str) -> impl Iterator<Item = Span> + '_ {
 }
 
 /// A key's text between its quotes.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 struct Key {
     start: usize,
     end: usize,
     escaped: bool,
+}
+
+/// The keys of the objects being scanned, innermost last: the first few on the stack (a
+/// token's payload has about ten), the rest in a `Vec`.
+#[derive(Default)]
+struct Keys {
+    inline: [Key; LINEAR_KEYS],
+    len: usize,
+    spill: Vec<Key>,
+}
+
+impl Keys {
+    fn get(&self, i: usize) -> Key {
+        match self.inline.get(i) {
+            Some(&k) => k,
+            None => self.spill[i - LINEAR_KEYS],
+        }
+    }
+
+    fn push(&mut self, key: Key) {
+        match self.inline.get_mut(self.len) {
+            Some(slot) => *slot = key,
+            None => self.spill.push(key),
+        }
+        self.len += 1;
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.len = len;
+        self.spill.truncate(len.saturating_sub(LINEAR_KEYS));
+    }
 }
 
 struct Scanner<'a, 'f> {
@@ -128,9 +159,9 @@ struct Scanner<'a, 'f> {
     limits: Limits,
     members: usize,
     /// Keys of the objects being scanned, innermost last.
-    keys: Vec<Key>,
+    keys: Keys,
     /// Told of each top-level member.
-    top: Option<&'f mut dyn FnMut(&str, Span)>,
+    top: Option<&'f mut dyn FnMut(&[u8], Span)>,
 }
 
 impl<'a> Scanner<'a, '_> {
@@ -229,6 +260,7 @@ impl<'a> Scanner<'a, '_> {
         let start = self.i;
         let (mut escaped, mut ascii) = (false, true);
         loop {
+            self.i += plain_run(&self.b[self.i..]);
             let Some(&c) = self.b.get(self.i) else {
                 return Err(JsonError::Syntax);
             };
@@ -239,9 +271,8 @@ impl<'a> Scanner<'a, '_> {
                     escaped = true;
                     self.escape()?;
                 }
-                0..=0x1f => return Err(JsonError::Syntax),
                 0x80.. => ascii = false,
-                _ => {}
+                _ => return Err(JsonError::Syntax),
             }
         }
         // Escapes are ASCII and decode to whole characters, so the raw text is UTF-8 exactly
@@ -341,7 +372,7 @@ impl<'a> Scanner<'a, '_> {
             return Err(JsonError::ReservedKey);
         }
         self.enter(inner)?;
-        let base = self.keys.len();
+        let base = self.keys.len;
         let mut sorted: Option<BTreeSet<Cow<'a, str>>> = None;
         loop {
             self.count()?;
@@ -356,7 +387,7 @@ impl<'a> Scanner<'a, '_> {
             self.eat(b':')?;
             let value = self.value(inner)?;
             if depth == 0 {
-                let name = self.unescaped(key);
+                let name = self.unescaped_bytes(key);
                 if let Some(top) = self.top.as_mut() {
                     top(&name, value);
                 }
@@ -404,6 +435,14 @@ impl<'a> Scanner<'a, '_> {
         }
     }
 
+    fn unescaped_bytes(&self, key: Key) -> Cow<'a, [u8]> {
+        if key.escaped {
+            Cow::Owned(self.unescaped(key).into_owned().into_bytes())
+        } else {
+            Cow::Borrowed(self.raw(key))
+        }
+    }
+
     fn is_reserved(&self, key: Key) -> bool {
         if key.escaped {
             self.unescaped(key) == NUMBER_TOKEN
@@ -419,11 +458,12 @@ impl<'a> Scanner<'a, '_> {
         key: Key,
         sorted: &mut Option<BTreeSet<Cow<'a, str>>>,
     ) -> bool {
-        let keys = &self.keys[base..];
+        let keys = base..self.keys.len;
         if keys.len() < LINEAR_KEYS {
-            return keys.iter().any(|&k| self.same(k, key));
+            return keys.into_iter().any(|i| self.same(self.keys.get(i), key));
         }
-        let set = sorted.get_or_insert_with(|| keys.iter().map(|&k| self.unescaped(k)).collect());
+        let set = sorted
+            .get_or_insert_with(|| keys.map(|i| self.unescaped(self.keys.get(i))).collect());
         !set.insert(self.unescaped(key))
     }
 
@@ -434,6 +474,33 @@ impl<'a> Scanner<'a, '_> {
             self.unescaped(a) == self.unescaped(b)
         }
     }
+}
+
+/// How many bytes at the start of `b` a string holds as they are: printable ASCII but for
+/// `"` and `\\`. Eight bytes at a time, as serde_json does.
+fn plain_run(b: &[u8]) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    let special = |word: u64| {
+        let below_space = word.wrapping_sub(ONES * 0x20);
+        let quote = (word ^ (ONES * u64::from(b'"'))).wrapping_sub(ONES);
+        let backslash = (word ^ (ONES * u64::from(b'\\'))).wrapping_sub(ONES);
+        // A high bit set in any lane: that byte is special (or >= 0x80, also special);
+        // false positives past the first special byte do not matter.
+        (below_space | quote | backslash | word) & HIGH
+    };
+    let mut n = 0;
+    for chunk in b.chunks_exact(8) {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        if special(word) != 0 {
+            break;
+        }
+        n += 8;
+    }
+    n + b[n..]
+        .iter()
+        .position(|&c| c < 0x20 || c == b'"' || c == b'\\' || c >= 0x80)
+        .unwrap_or(b.len() - n)
 }
 
 fn hex(digits: &[u8]) -> Option<u32> {

@@ -116,7 +116,7 @@ impl fmt::Debug for Token<'_> {
 /// Parses a compact JWS (RFC 7515 §7.1), checking everything but the signature.
 pub fn parse(token: &[u8]) -> Result<Token<'_>, VerifyError> {
     let segments = || VerifyError::Malformed("expected 3 segments");
-    match token.iter().filter(|&&b| b == b'.').count() {
+    match token.iter().map(|&b| usize::from(b == b'.')).sum::<usize>() {
         2 => {}
         4 => return Err(VerifyError::Encrypted),
         _ => return Err(segments()),
@@ -137,11 +137,11 @@ pub fn parse(token: &[u8]) -> Result<Token<'_>, VerifyError> {
     let header = decode(header).ok_or(VerifyError::Malformed("bad base64url in header"))?;
     let mut found = HeaderSpans::default();
     scan::scan_object(&header, HEADER_LIMITS, |name, value| match name {
-        "alg" => found.alg = Some(value),
-        "kid" => found.kid = Some(value),
-        "crit" => found.crit = true,
+        b"alg" => found.alg = Some(value),
+        b"kid" => found.kid = Some(value),
+        b"crit" => found.crit = true,
         _ => {
-            if let Some(i) = KEY_REFERENCE_HEADERS.iter().position(|&h| h == name) {
+            if let Some(i) = KEY_REFERENCE_HEADERS.iter().position(|h| h.as_bytes() == name) {
                 found.key_reference[i] = true;
             }
         }
