@@ -103,9 +103,8 @@ impl Deref for LazyJson {
     type Target = Map<String, Value>;
 
     fn deref(&self) -> &Map<String, Value> {
-        self.tree.get_or_init(|| {
-            parse_object(self.text.as_bytes(), self.limits).unwrap_or_default()
-        })
+        self.tree
+            .get_or_init(|| parse_object(self.text.as_bytes(), self.limits).unwrap_or_default())
     }
 }
 

@@ -462,8 +462,8 @@ impl<'a> Scanner<'a, '_> {
         if keys.len() < LINEAR_KEYS {
             return keys.into_iter().any(|i| self.same(self.keys.get(i), key));
         }
-        let set = sorted
-            .get_or_insert_with(|| keys.map(|i| self.unescaped(self.keys.get(i))).collect());
+        let set =
+            sorted.get_or_insert_with(|| keys.map(|i| self.unescaped(self.keys.get(i))).collect());
         !set.insert(self.unescaped(key))
     }
 

@@ -13,10 +13,16 @@ const LIMITS: Limits = Limits {
 /// document each top-level member's span reads back as serde_json's value.
 pub(crate) fn agree(doc: &[u8], limits: Limits) -> Result<(), JsonError> {
     let mut members = Vec::new();
-    let scanned = scan_object(doc, limits, |k, v| members.push((String::from_utf8(k.to_vec()).unwrap(), v)));
+    let scanned = scan_object(doc, limits, |k, v| {
+        members.push((String::from_utf8(k.to_vec()).unwrap(), v))
+    });
     let parsed = parse_object(doc, limits);
     let shown = String::from_utf8_lossy(doc);
-    assert_eq!(scanned, parsed.as_ref().map(|_| ()).map_err(|e| *e), "{shown}");
+    assert_eq!(
+        scanned,
+        parsed.as_ref().map(|_| ()).map_err(|e| *e),
+        "{shown}"
+    );
     if let Ok(map) = parsed {
         let text = std::str::from_utf8(doc).expect("accepted documents are utf-8");
         assert_eq!(members.len(), map.len(), "{shown}");

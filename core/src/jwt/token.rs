@@ -5,13 +5,13 @@
 
 use std::fmt;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use super::alg::Alg;
 use super::claims::{RawClaims, Spans};
 use super::error::VerifyError;
 use super::json::{JsonError, LazyJson, Limits};
 use super::scan::{self, Span};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 
 /// Longest `kid` accepted in a token header, in bytes.
 pub const MAX_KID_LEN: usize = 256;
@@ -116,16 +116,21 @@ impl fmt::Debug for Token<'_> {
 /// Parses a compact JWS (RFC 7515 §7.1), checking everything but the signature.
 pub fn parse(token: &[u8]) -> Result<Token<'_>, VerifyError> {
     let segments = || VerifyError::Malformed("expected 3 segments");
-    match token.iter().map(|&b| usize::from(b == b'.')).sum::<usize>() {
+    let (Some(first), Some(second)) = (find_dot(token), token.iter().rposition(|&b| b == b'.'))
+    else {
+        return Err(segments());
+    };
+    let between = token.get(first + 1..second).ok_or_else(segments)?;
+    match 2 + dots(between) {
         2 => {}
         4 => return Err(VerifyError::Encrypted),
         _ => return Err(segments()),
     }
-    let mut parts = token.splitn(3, |&b| b == b'.');
-    let (Some(header), Some(payload), Some(signature)) = (parts.next(), parts.next(), parts.next())
-    else {
-        return Err(segments());
-    };
+    let (header, payload, signature) = (
+        &token[..first],
+        &token[first + 1..second],
+        &token[second + 1..],
+    );
     // What the signature covers: `header.payload`, as received.
     let signing_input = token
         .get(..header.len() + 1 + payload.len())
@@ -141,7 +146,10 @@ pub fn parse(token: &[u8]) -> Result<Token<'_>, VerifyError> {
         b"kid" => found.kid = Some(value),
         b"crit" => found.crit = true,
         _ => {
-            if let Some(i) = KEY_REFERENCE_HEADERS.iter().position(|h| h.as_bytes() == name) {
+            if let Some(i) = KEY_REFERENCE_HEADERS
+                .iter()
+                .position(|h| h.as_bytes() == name)
+            {
                 found.key_reference[i] = true;
             }
         }
@@ -186,6 +194,36 @@ pub fn parse(token: &[u8]) -> Result<Token<'_>, VerifyError> {
         signature,
         payload,
     })
+}
+
+/// The high bit of each byte set exactly where `chunk` holds a `.` (no carries between bytes).
+fn dot_mask(chunk: &[u8]) -> u64 {
+    const LOW7: u64 = u64::from_ne_bytes([0x7f; 8]);
+    const DOTS: u64 = u64::from_ne_bytes([b'.'; 8]);
+    let v = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8])) ^ DOTS;
+    !(((v & LOW7) + LOW7) | v | LOW7)
+}
+
+/// How many `.` bytes `text` holds; eight bytes at a time.
+fn dots(text: &[u8]) -> usize {
+    let chunks = text.chunks_exact(8);
+    let tail = chunks.remainder().iter().filter(|&&b| b == b'.').count();
+    chunks.fold(tail, |n, chunk| n + dot_mask(chunk).count_ones() as usize)
+}
+
+/// Where the first `.` in `text` is; eight bytes at a time.
+fn find_dot(text: &[u8]) -> Option<usize> {
+    let mut chunks = text.chunks_exact(8);
+    let mut at = 0;
+    for chunk in chunks.by_ref() {
+        let mask = dot_mask(chunk);
+        if mask != 0 {
+            return Some(at + mask.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    let tail = chunks.remainder().iter().position(|&b| b == b'.')?;
+    Some(at + tail)
 }
 
 /// Strict base64url (RFC 7515 §2): URL-safe alphabet only, no padding, no whitespace, and
@@ -446,6 +484,34 @@ mod tests {
                 String::from_utf8_lossy(payload)
             );
         }
+    }
+
+    #[test]
+    fn counts_dots() {
+        for len in 0..40 {
+            for at in 0..len {
+                let mut t = vec![b'a'; len];
+                t[at] = b'.';
+                t[len - 1 - at / 2] = b'.';
+                let want = t.iter().filter(|&&b| b == b'.').count();
+                assert_eq!(dots(&t), want, "{len} {at}");
+                t.iter_mut().for_each(|b| *b ^= 0x80);
+                assert_eq!(dots(&t), 0);
+            }
+        }
+        assert_eq!(dots(&[b'.'; 33]), 33);
+        for len in 1..40 {
+            for at in 0..len {
+                let mut t = vec![b'a'; len];
+                t[at] = b'.';
+                if at + 3 < len {
+                    t[at + 3] = b'.';
+                }
+                assert_eq!(find_dot(&t), Some(at), "{len} {at}");
+            }
+            assert_eq!(find_dot(&vec![b'a'; len]), None);
+        }
+        assert_eq!(dots(b"\x2e\xae\x2f\x2d.\x00\xff\xd1"), 2);
     }
 
     #[test]
