@@ -120,6 +120,8 @@ struct Key {
     start: usize,
     end: usize,
     escaped: bool,
+    /// The first eight bytes of the raw text, zero-padded: most keys compare on it alone.
+    head: u64,
 }
 
 /// The keys of the objects being scanned, innermost last: the first few on the stack (a
@@ -415,10 +417,16 @@ impl<'a> Scanner<'a, '_> {
         }
         let start = self.i + 1;
         let escaped = self.string()?;
+        let end = self.i - 1;
+        let mut head = [0; 8];
+        let raw = &self.b[start..end];
+        let n = raw.len().min(8);
+        head[..n].copy_from_slice(&raw[..n]);
         Ok(Key {
             start,
-            end: self.i - 1,
+            end,
             escaped,
+            head: u64::from_ne_bytes(head),
         })
     }
 
@@ -469,7 +477,8 @@ impl<'a> Scanner<'a, '_> {
 
     fn same(&self, a: Key, b: Key) -> bool {
         if !a.escaped && !b.escaped {
-            self.raw(a) == self.raw(b)
+            let len = a.end - a.start;
+            len == b.end - b.start && a.head == b.head && (len <= 8 || self.raw(a) == self.raw(b))
         } else {
             self.unescaped(a) == self.unescaped(b)
         }
@@ -481,26 +490,26 @@ impl<'a> Scanner<'a, '_> {
 fn plain_run(b: &[u8]) -> usize {
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
-    let special = |word: u64| {
+    let mut chunks = b.chunks_exact(8);
+    let mut n = 0;
+    for chunk in chunks.by_ref() {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
         let below_space = word.wrapping_sub(ONES * 0x20);
         let quote = (word ^ (ONES * u64::from(b'"'))).wrapping_sub(ONES);
         let backslash = (word ^ (ONES * u64::from(b'\\'))).wrapping_sub(ONES);
-        // A high bit set in any lane: that byte is special (or >= 0x80, also special);
-        // false positives past the first special byte do not matter.
-        (below_space | quote | backslash | word) & HIGH
-    };
-    let mut n = 0;
-    for chunk in b.chunks_exact(8) {
-        let word = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
-        if special(word) != 0 {
-            break;
+        // The high bit of a byte is set if it is special (or >= 0x80, special too). Borrows
+        // only run from a special byte to later ones, so the lowest set bit is exact.
+        let special = (below_space | quote | backslash | word) & HIGH;
+        if special != 0 {
+            return n + special.trailing_zeros() as usize / 8;
         }
         n += 8;
     }
-    n + b[n..]
+    let tail = chunks.remainder();
+    n + tail
         .iter()
         .position(|&c| c < 0x20 || c == b'"' || c == b'\\' || c >= 0x80)
-        .unwrap_or(b.len() - n)
+        .unwrap_or(tail.len())
 }
 
 fn hex(digits: &[u8]) -> Option<u32> {
