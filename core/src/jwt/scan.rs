@@ -77,7 +77,7 @@ pub fn scan_object(
         keys: Keys::default(),
         top: Some(&mut member),
     };
-    let kind = s.value(0)?.kind;
+    let kind = s.value(0)?;
     s.ws();
     if s.i != doc.len() {
         return Err(JsonError::Syntax);
@@ -110,7 +110,7 @@ pub fn array_items(array: &str) -> impl Iterator<Item = Span> + '_ {
             _ => {}
         }
         first = false;
-        s.value(1).ok()
+        s.span(1).ok()
     })
 }
 
@@ -185,27 +185,34 @@ impl<'a> Scanner<'a, '_> {
         Ok(())
     }
 
-    /// `depth` is that of the enclosing container (0 at the top).
-    fn value(&mut self, depth: usize) -> Result<Span, JsonError> {
+    /// A value and where it is; `depth` is that of the enclosing container (0 at the top).
+    fn span(&mut self, depth: usize) -> Result<Span, JsonError> {
         self.ws();
         let start = self.i;
-        let kind = match self.peek().ok_or(JsonError::Syntax)? {
-            b'{' => self.object(depth)?,
-            b'[' => self.array(depth)?,
-            b'"' => Kind::String {
-                escaped: self.string()?,
-            },
-            b'-' | b'0'..=b'9' => self.number()?,
-            b't' => self.literal(b"true", Kind::Bool)?,
-            b'f' => self.literal(b"false", Kind::Bool)?,
-            b'n' => self.literal(b"null", Kind::Null)?,
-            _ => return Err(JsonError::Syntax),
-        };
+        let kind = self.value(depth)?;
         Ok(Span {
             start,
             end: self.i,
             kind,
         })
+    }
+
+    /// A value; `depth` is that of the enclosing container (0 at the top). Returns its kind
+    /// only, in registers: the hot path must not round-trip spans through memory.
+    fn value(&mut self, depth: usize) -> Result<Kind, JsonError> {
+        self.ws();
+        match self.peek().ok_or(JsonError::Syntax)? {
+            b'{' => self.object(depth),
+            b'[' => self.array(depth),
+            b'"' => Ok(Kind::String {
+                escaped: self.string()?,
+            }),
+            b'-' | b'0'..=b'9' => self.number(),
+            b't' => self.literal(b"true", Kind::Bool),
+            b'f' => self.literal(b"false", Kind::Bool),
+            b'n' => self.literal(b"null", Kind::Null),
+            _ => Err(JsonError::Syntax),
+        }
     }
 
     fn literal(&mut self, word: &[u8], kind: Kind) -> Result<Kind, JsonError> {
@@ -257,6 +264,7 @@ impl<'a> Scanner<'a, '_> {
 
     /// A string at `self.i` (its opening quote); returns whether it holds an escape. As
     /// serde_json: no raw control characters, valid escapes, paired surrogates, UTF-8.
+    #[inline]
     fn string(&mut self) -> Result<bool, JsonError> {
         self.i += 1;
         let start = self.i;
@@ -387,12 +395,14 @@ impl<'a> Scanner<'a, '_> {
             self.keys.push(key);
             self.ws();
             self.eat(b':')?;
-            let value = self.value(inner)?;
             if depth == 0 {
+                let value = self.span(inner)?;
                 let name = self.unescaped_bytes(key);
                 if let Some(top) = self.top.as_mut() {
                     top(&name, value);
                 }
+            } else {
+                self.value(inner)?;
             }
             self.ws();
             match self.peek() {
@@ -411,6 +421,7 @@ impl<'a> Scanner<'a, '_> {
         }
     }
 
+    #[inline(always)]
     fn key(&mut self) -> Result<Key, JsonError> {
         if self.peek() != Some(b'"') {
             return Err(JsonError::Syntax);

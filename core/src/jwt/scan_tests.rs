@@ -191,3 +191,87 @@ fn unescapes_like_serde() {
         assert_eq!(agree(doc.as_bytes(), LIMITS), Ok(()), "{text}");
     }
 }
+
+mod properties {
+    use proptest::collection::vec;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Pieces of JSON, right and wrong, that random sequences of make documents of.
+    const PIECES: &[&[u8]] = &[
+        b"{",
+        b"{",
+        b"}",
+        b"}",
+        b"[",
+        b"]",
+        b",",
+        b",",
+        b":",
+        b":",
+        b" ",
+        b"\n",
+        b"\"a\"",
+        b"\"b\"",
+        b"\"a\"",
+        b"\"\\u0061\"",
+        b"\"\\\"\"",
+        b"\"\\ud83d\\ude00\"",
+        b"\"\\ud800\"",
+        b"\"\\udc00\"",
+        b"\"\xc3\xa9\"",
+        b"\"\\u00e9\"",
+        b"\"\xff\"",
+        b"\"\x01\"",
+        b"\"\\q\"",
+        b"\"$serde_json::private::Number\"",
+        b"0",
+        b"-0",
+        b"12",
+        b"1e5",
+        b"1.5E-3",
+        b"1.",
+        b"01",
+        b"-",
+        b"true",
+        b"false",
+        b"null",
+        b"nul",
+        b"\"",
+        b"\\",
+    ];
+
+    fn doc() -> impl Strategy<Value = Vec<u8>> {
+        vec(0..PIECES.len(), 0..24).prop_map(|picks| {
+            let mut doc = b"{".to_vec();
+            for i in picks {
+                doc.extend_from_slice(PIECES[i]);
+            }
+            doc
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4096))]
+
+        /// Whatever the bytes, the scanner answers as `parse_object`, error included.
+        #[test]
+        fn scanner_agrees_with_parse_object(doc in doc(), depth in 1usize..5, members in 0usize..8) {
+            let _ = agree(&doc, Limits { max_depth: depth, max_members: members });
+            let _ = agree(&doc, Limits { max_depth: 16, max_members: 1024 });
+        }
+
+        /// Valid documents (serialized values, keys possibly repeated) agree too.
+        #[test]
+        fn valid_documents_agree(keys in vec("[ab$\u{e9}\\\\\"]{0,3}", 0..8), nums in vec(any::<i64>(), 8)) {
+            let members: Vec<String> = keys
+                .iter()
+                .zip(&nums)
+                .map(|(k, n)| format!("{}:[{n},{}]", serde_json::to_string(k).unwrap(), serde_json::to_string(k).unwrap()))
+                .collect();
+            let doc = format!("{{{}}}", members.join(","));
+            let _ = agree(doc.as_bytes(), Limits { max_depth: 2, max_members: 64 });
+        }
+    }
+}
