@@ -186,6 +186,7 @@ impl<'a> Scanner<'a, '_> {
     }
 
     /// A value and where it is; `depth` is that of the enclosing container (0 at the top).
+    #[inline(always)]
     fn span(&mut self, depth: usize) -> Result<Span, JsonError> {
         self.ws();
         let start = self.i;
@@ -429,15 +430,17 @@ impl<'a> Scanner<'a, '_> {
         let start = self.i + 1;
         let escaped = self.string()?;
         let end = self.i - 1;
-        let mut head = [0; 8];
-        let raw = &self.b[start..end];
-        let n = raw.len().min(8);
-        head[..n].copy_from_slice(&raw[..n]);
+        // In registers: a `memcpy` into a buffer read back whole stalls store forwarding.
+        let head = self.b[start..end]
+            .iter()
+            .take(8)
+            .enumerate()
+            .fold(0, |h, (i, &b)| h | u64::from(b) << (8 * i));
         Ok(Key {
             start,
             end,
             escaped,
-            head: u64::from_ne_bytes(head),
+            head,
         })
     }
 
