@@ -25,13 +25,17 @@ pub struct ClaimRules<'a> {
 /// from the spans [`Spans`] recorded while scanning the payload's text (the request path).
 pub trait Registered {
     /// `exp` or `nbf` in whole seconds: `Ok(None)` when absent, `Err` when not a number.
-    fn numeric_date(&self, name: &str) -> Result<Option<i64>, ()>;
+    fn numeric_date(&self, name: &str) -> Result<Option<i64>, WrongType>;
     /// `iss`.
     fn iss(&self) -> Text<'_>;
     /// Whether `aud` (a string or an array of strings) names one of `accepted`: `Ok(None)`
     /// when absent, `Err` when it is neither.
-    fn aud(&self, accepted: &[String]) -> Result<Option<bool>, ()>;
+    fn aud(&self, accepted: &[String]) -> Result<Option<bool>, WrongType>;
 }
+
+/// A registered claim present with the wrong JSON type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WrongType;
 
 /// A claim that should be a string.
 #[derive(Debug, PartialEq, Eq)]
@@ -42,11 +46,11 @@ pub enum Text<'a> {
 }
 
 impl Registered for Map<String, Value> {
-    fn numeric_date(&self, name: &str) -> Result<Option<i64>, ()> {
+    fn numeric_date(&self, name: &str) -> Result<Option<i64>, WrongType> {
         match self.get(name) {
             None => Ok(None),
-            Some(Value::Number(n)) => seconds(n.as_str()).map(Some).ok_or(()),
-            Some(_) => Err(()),
+            Some(Value::Number(n)) => seconds(n.as_str()).map(Some).ok_or(WrongType),
+            Some(_) => Err(WrongType),
         }
     }
 
@@ -58,7 +62,7 @@ impl Registered for Map<String, Value> {
         }
     }
 
-    fn aud(&self, accepted: &[String]) -> Result<Option<bool>, ()> {
+    fn aud(&self, accepted: &[String]) -> Result<Option<bool>, WrongType> {
         match self.get("aud") {
             None => Ok(None),
             Some(Value::String(aud)) => Ok(Some(accepted.contains(aud))),
@@ -66,13 +70,13 @@ impl Registered for Map<String, Value> {
                 let mut found = false;
                 for item in items {
                     let Value::String(aud) = item else {
-                        return Err(());
+                        return Err(WrongType);
                     };
                     found |= accepted.contains(aud);
                 }
                 Ok(Some(found))
             }
-            Some(_) => Err(()),
+            Some(_) => Err(WrongType),
         }
     }
 }
@@ -117,7 +121,7 @@ pub struct RawClaims<'a> {
 }
 
 impl Registered for RawClaims<'_> {
-    fn numeric_date(&self, name: &str) -> Result<Option<i64>, ()> {
+    fn numeric_date(&self, name: &str) -> Result<Option<i64>, WrongType> {
         let span = match name {
             "exp" => self.spans.exp,
             "nbf" => self.spans.nbf,
@@ -125,8 +129,10 @@ impl Registered for RawClaims<'_> {
         };
         match span {
             None => Ok(None),
-            Some(s) if s.kind == Kind::Number => seconds(s.text(self.text)).map(Some).ok_or(()),
-            Some(_) => Err(()),
+            Some(s) if s.kind == Kind::Number => {
+                seconds(s.text(self.text)).map(Some).ok_or(WrongType)
+            }
+            Some(_) => Err(WrongType),
         }
     }
 
@@ -137,7 +143,7 @@ impl Registered for RawClaims<'_> {
         }
     }
 
-    fn aud(&self, accepted: &[String]) -> Result<Option<bool>, ()> {
+    fn aud(&self, accepted: &[String]) -> Result<Option<bool>, WrongType> {
         let Some(span) = self.spans.aud else {
             return Ok(None);
         };
@@ -148,11 +154,11 @@ impl Registered for RawClaims<'_> {
                 let array = span.text(self.text);
                 let mut found = false;
                 for item in scan::array_items(array) {
-                    found |= names(item.string(array).ok_or(())?);
+                    found |= names(item.string(array).ok_or(WrongType)?);
                 }
                 Ok(Some(found))
             }
-            _ => Err(()),
+            _ => Err(WrongType),
         }
     }
 }
@@ -247,7 +253,7 @@ fn check_rest(
             Ok(None) => return Err(VerifyError::MissingAud),
             Ok(Some(true)) => {}
             Ok(Some(false)) => return Err(VerifyError::AudienceMismatch),
-            Err(()) => {
+            Err(WrongType) => {
                 return Err(VerifyError::BadClaim(
                     "claim aud is not a string or array of strings",
                 ))
@@ -265,7 +271,7 @@ fn numeric_date(
 ) -> Result<Option<i64>, VerifyError> {
     claims
         .numeric_date(name)
-        .map_err(|()| VerifyError::BadClaim(not_a_number))
+        .map_err(|WrongType| VerifyError::BadClaim(not_a_number))
 }
 
 /// A JSON number's text in whole seconds, as serde_json's `Number` reads it (`as_i64`, then

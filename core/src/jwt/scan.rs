@@ -155,6 +155,9 @@ impl Keys {
     }
 }
 
+/// What is told of each top-level member.
+type Visit<'f> = dyn FnMut(&[u8], Span) + 'f;
+
 struct Scanner<'a, 'f> {
     b: &'a [u8],
     i: usize,
@@ -163,7 +166,7 @@ struct Scanner<'a, 'f> {
     /// Keys of the objects being scanned, innermost last.
     keys: Keys,
     /// Told of each top-level member.
-    top: Option<&'f mut dyn FnMut(&[u8], Span)>,
+    top: Option<&'f mut Visit<'f>>,
 }
 
 impl<'a> Scanner<'a, '_> {
