@@ -9,10 +9,10 @@ use nginx_sys::{
     NGX_ERROR, NGX_LOG_ALERT, NGX_LOG_INFO, NGX_OK,
 };
 use ngx::http::HttpModuleMainConf;
-use ngx::ngx_log_error;
 
 use crate::fetch::{self, Fetcher};
-use crate::{log, HttpAuthJwtModule};
+use crate::log::{self, log_alert, log_at};
+use crate::HttpAuthJwtModule;
 
 /// This worker's fetcher, if its configuration has remote keys.
 static FETCHER: Mutex<Option<Fetcher>> = Mutex::new(None);
@@ -52,12 +52,7 @@ fn start(cycle: &ngx_cycle_t) -> ngx_int_t {
                 let _ = source.slot.set(i);
             }
             None => {
-                ngx_log_error!(
-                    NGX_LOG_ALERT,
-                    cycle.log,
-                    "auth_jwt: no zone slot for \"{}\"",
-                    source.url()
-                );
+                log_alert!(cycle.log, "no zone slot for \"{}\"", source.url());
             }
         }
     }
@@ -66,11 +61,7 @@ fn start(cycle: &ngx_cycle_t) -> ngx_int_t {
     match started {
         Ok(fetcher) => *FETCHER.lock().unwrap_or_else(|p| p.into_inner()) = Some(fetcher),
         Err(e) => {
-            ngx_log_error!(
-                NGX_LOG_ALERT,
-                cycle.log,
-                "auth_jwt: cannot start the key fetcher: {e}"
-            );
+            log_alert!(cycle.log, "cannot start the key fetcher: {e}");
             return NGX_ERROR as ngx_int_t;
         }
     }
@@ -120,7 +111,7 @@ fn with_signals_blocked<T>(f: impl FnOnce() -> T) -> T {
 
 fn write_log(log: *mut ngx_log_t) {
     for (level, line) in fetch::drain_log() {
-        ngx_log_error!(level as usize, log, "auth_jwt: {line}");
+        log_at!(level as usize, log, "{line}");
     }
 }
 
