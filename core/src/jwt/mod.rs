@@ -9,6 +9,7 @@ mod hmac;
 pub mod json;
 pub mod key;
 pub mod scan;
+mod scan_text;
 pub mod token;
 pub mod verify;
 
