@@ -53,10 +53,18 @@ fn measure(value: &Value) -> (usize, usize) {
 }
 
 /// The scanner agrees with `parse_object` under `limits`.
-fn check_scan(data: &[u8], limits: Limits, parsed: &Result<serde_json::Map<String, Value>, JsonError>) {
+fn check_scan(
+    data: &[u8],
+    limits: Limits,
+    parsed: &Result<serde_json::Map<String, Value>, JsonError>,
+) {
     let mut members: Vec<(Vec<u8>, Span)> = Vec::new();
     let scanned = scan_object(data, limits, |k, v| members.push((k.to_vec(), v)));
-    assert_eq!(scanned, parsed.as_ref().map(|_| ()).map_err(|e| *e), "{limits:?}");
+    assert_eq!(
+        scanned,
+        parsed.as_ref().map(|_| ()).map_err(|e| *e),
+        "{limits:?}"
+    );
     let Ok(map) = parsed else {
         return;
     };
