@@ -21,7 +21,7 @@ mod loc;
 pub(crate) mod remote;
 mod srv;
 
-pub use self::loc::{IdentityHeader, JwtLocConf, JwtMainConf, Mode};
+pub use self::loc::{JwtLocConf, JwtMainConf, Mode};
 pub use self::srv::JwtSrvConf;
 
 const ANY_LOC: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;

@@ -16,7 +16,7 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use crate::conf::{ext::ComplexValue, IdentityHeader, JwtLocConf, Mode};
+use crate::conf::{ext::ComplexValue, JwtLocConf, Mode};
 use crate::ctx::{self, JwtCtx};
 use crate::error::{Error, OrNoMemory};
 use crate::log::{boundary, log_debug, log_info, log_warn};
@@ -100,14 +100,11 @@ fn access(request: &mut Request) -> ngx_int_t {
 }
 
 /// What the access check decided for one request. [`apply`] alone carries it out.
-enum Outcome<'l> {
+enum Outcome {
     /// No usable key set (IdP never reached, or keys older than `max_stale`).
     NoKeys { open: bool },
-    /// The token passed: the identity headers to add, already rendered.
-    Admit {
-        token: Rc<Verified>,
-        identity: Vec<(&'l IdentityHeader, String)>,
-    },
+    /// The token passed; its identity claims are known to render safely.
+    Admit(Rc<Verified>),
     /// Refused with 401 or 403.
     Deny(Refusal),
 }
@@ -154,11 +151,11 @@ impl Refusal {
 /// Request → token → keys → claims → requirements, top to bottom. Writes nothing the
 /// client sees; the one exception is the request's context, which the requirements need
 /// (they read the verified claims through `$jwt_claim_*` variables).
-fn decide<'l>(
+fn decide(
     request: &mut Request,
-    lcf: &'l JwtLocConf,
+    lcf: &JwtLocConf,
     token_var: Option<&ComplexValue>,
-) -> Result<Outcome<'l>, Error> {
+) -> Result<Outcome, Error> {
     let now = time::now();
     let sources = key_sources(lcf, now);
     if sources.is_empty() {
@@ -209,28 +206,21 @@ fn decide<'l>(
             return Ok(Outcome::Deny(Refusal::of(denial)));
         }
     };
-    // Identity headers are rendered first: a claim that cannot be sent safely refuses the token.
-    let mut identity = Vec::with_capacity(lcf.identity.as_ref().map_or(0, Vec::len));
+    // A claim that cannot be sent safely as an identity header refuses the token.
     for h in lcf.identity.iter().flatten() {
         let Some(value) = identity::lookup(&verified.claims, &h.claim) else {
             continue;
         };
-        match identity::header_value(value) {
-            Ok(text) => identity.push((h, text)),
-            Err(e) => {
-                return Ok(Outcome::Deny(Refusal::of(Denial {
-                    kid: verified.kid.clone(),
-                    alg: Some(verified.alg),
-                    error: VerifyError::BadClaim(e.as_str()),
-                })))
-            }
+        if let Err(e) = identity::header_value(value) {
+            return Ok(Outcome::Deny(Refusal::of(Denial {
+                kid: verified.kid.clone(),
+                alg: Some(verified.alg),
+                error: VerifyError::BadClaim(e.as_str()),
+            })));
         }
     }
     let Some(requires) = &lcf.requires else {
-        return Ok(Outcome::Admit {
-            token: verified,
-            identity,
-        });
+        return Ok(Outcome::Admit(verified));
     };
     // The requirements' complex values read the claims through the variables, which read
     // the context: publish the verified token first.
@@ -257,10 +247,7 @@ fn decide<'l>(
             token: Some(verified),
         }));
     }
-    Ok(Outcome::Admit {
-        token: verified,
-        identity,
-    })
+    Ok(Outcome::Admit(verified))
 }
 
 /// Carries out what [`decide`] decided: the context for the variables, the headers, the
@@ -269,19 +256,23 @@ fn apply(
     request: &mut Request,
     lcf: &JwtLocConf,
     realm: &ComplexValue,
-    outcome: Outcome<'_>,
+    outcome: Outcome,
 ) -> Result<ngx_int_t, Error> {
     let (status, rc) = match outcome {
-        Outcome::Admit { token, identity } => {
+        Outcome::Admit(token) => {
+            // Each value goes straight from the claims (a string is borrowed) into the pool.
+            for h in lcf.identity.iter().flatten() {
+                let value = identity::lookup(&token.claims, &h.claim);
+                if let Some(Ok(text)) = value.map(identity::header_value) {
+                    headers::add_in(request.as_mut(), &h.name, &h.lowcase, &text).or_no_memory()?;
+                }
+            }
             let ctx = JwtCtx {
                 status: Status::Ok,
                 error: String::new(),
                 token: Some(token),
             };
             ctx::put(request.as_mut(), ctx).or_no_memory()?;
-            for (h, text) in identity {
-                headers::add_in(request.as_mut(), &h.name, &h.lowcase, &text).or_no_memory()?;
-            }
             (Status::Ok, NGX_OK as ngx_int_t)
         }
         Outcome::NoKeys { open } => no_keys(request, lcf, open)?,

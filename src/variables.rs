@@ -6,6 +6,8 @@ use nginx_sys::{
     NGX_OK,
 };
 
+use std::borrow::Cow;
+
 use crate::ctx::{self, JwtCtx};
 use crate::headers::copy_str;
 use crate::log::boundary;
@@ -82,7 +84,7 @@ unsafe fn add(cf: *mut ngx_conf_t, name: &str, get: Getter, data: usize, flags: 
 unsafe fn evaluate(
     r: *mut ngx_http_request_t,
     v: *mut ngx_variable_value_t,
-    value: impl FnOnce(&JwtCtx) -> Option<String>,
+    value: impl for<'c> FnOnce(&'c JwtCtx) -> Option<Cow<'c, str>>,
 ) -> ngx_int_t {
     // SAFETY: NGINX passes the live request and its variable slot. The request is only read:
     // NGINX enters here while the access handler holds its own (shared) borrow, e.g. from
@@ -90,16 +92,27 @@ unsafe fn evaluate(
     let (r, v) = unsafe { (&*r, &mut *v) };
     // SAFETY: the request's connection and log live as long as the request.
     let log = unsafe { (*r.connection).log };
-    let text = boundary("variable", log, None, || ctx::get(r).and_then(value));
-    // A value with a control character could split a header or a request wherever the
-    // variable is used (`proxy_set_header`, `add_header`, a log line): never produced.
-    let Some(text) = text.filter(|t| !t.bytes().any(|b| b.is_ascii_control())) else {
-        v.set_not_found(1);
-        return NGX_OK as ngx_int_t;
-    };
-    // SAFETY: the request's pool lives as long as the request.
-    let Some(s) = (unsafe { copy_str(r.pool, &text) }) else {
-        return NGX_ERROR as ngx_int_t;
+    // The value is borrowed from the context where it can be (a string claim, the payload,
+    // the status) and copied once, into the request pool.
+    let copied = boundary("variable", log, Err(()), || {
+        let Some(text) = ctx::get(r).and_then(value) else {
+            return Ok(None);
+        };
+        // A value with a control character could split a header or a request wherever the
+        // variable is used (`proxy_set_header`, `add_header`, a log line): never produced.
+        if text.bytes().any(|b| b.is_ascii_control()) {
+            return Ok(None);
+        }
+        // SAFETY: the request's pool lives as long as the request.
+        unsafe { copy_str(r.pool, &text) }.map(Some).ok_or(())
+    });
+    let s = match copied {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            v.set_not_found(1);
+            return NGX_OK as ngx_int_t;
+        }
+        Err(()) => return NGX_ERROR as ngx_int_t,
     };
     v.data = s.data;
     v.set_len(s.len as u32);
@@ -115,7 +128,7 @@ unsafe extern "C" fn get_status(
     _: usize,
 ) -> ngx_int_t {
     // SAFETY: called by NGINX as a get handler.
-    unsafe { evaluate(r, v, |ctx| Some(ctx.status.as_str().to_owned())) }
+    unsafe { evaluate(r, v, |ctx| Some(Cow::Borrowed(ctx.status.as_str()))) }
 }
 
 unsafe extern "C" fn get_error(
@@ -124,7 +137,7 @@ unsafe extern "C" fn get_error(
     _: usize,
 ) -> ngx_int_t {
     // SAFETY: called by NGINX as a get handler.
-    unsafe { evaluate(r, v, |ctx| Some(ctx.error.clone())) }
+    unsafe { evaluate(r, v, |ctx| Some(Cow::Borrowed(&ctx.error))) }
 }
 
 unsafe extern "C" fn get_payload(
@@ -133,7 +146,11 @@ unsafe extern "C" fn get_payload(
     _: usize,
 ) -> ngx_int_t {
     // SAFETY: called by NGINX as a get handler.
-    unsafe { evaluate(r, v, |ctx| Some(ctx.token.as_ref()?.payload.clone())) }
+    unsafe {
+        evaluate(r, v, |ctx| {
+            Some(Cow::Borrowed(&ctx.token.as_ref()?.payload))
+        })
+    }
 }
 
 /// `$jwt_claim_<name>`: NGINX passes the full variable name as `data`.

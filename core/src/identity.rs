@@ -3,6 +3,8 @@
 
 use core::fmt;
 
+use std::borrow::Cow;
+
 use serde_json::{Map, Value};
 
 /// Longest identity header value passed to the upstream, in bytes.
@@ -41,10 +43,11 @@ pub fn lookup<'a>(root: &'a Map<String, Value>, path: &[String]) -> Option<&'a V
 
 /// Text of a claim as NGINX Plus renders it: strings as they are, arrays joined with commas,
 /// objects as compact JSON, `null` as the empty string.
-pub fn render(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
+/// A string claim is borrowed, not copied.
+pub fn render(value: &Value) -> Cow<'_, str> {
+    Cow::Owned(match value {
+        Value::String(s) => return Cow::Borrowed(s),
+        Value::Null => return Cow::Borrowed(""),
         Value::Array(items) => {
             let mut out = String::new();
             for (i, item) in items.iter().enumerate() {
@@ -59,12 +62,12 @@ pub fn render(value: &Value) -> String {
             out
         }
         other => other.to_string(),
-    }
+    })
 }
 
 /// Renders a claim for an identity header; refuses control characters and over-long values
 /// rather than mangling them, so the upstream never sees a truncated or injected identity.
-pub fn header_value(value: &Value) -> Result<String, IdentityError> {
+pub fn header_value(value: &Value) -> Result<Cow<'_, str>, IdentityError> {
     let text = render(value);
     if text.len() > MAX_HEADER_VALUE {
         return Err(IdentityError::TooLong);

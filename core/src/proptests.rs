@@ -355,12 +355,12 @@ proptest! {
         parts in 1usize..4,
     ) {
         let text = "x".repeat(len);
-        let single = identity::header_value(&json!(text));
-        prop_assert_eq!(single.is_ok(), len <= MAX_HEADER_VALUE);
+        let single = json!(text);
+        prop_assert_eq!(identity::header_value(&single).is_ok(), len <= MAX_HEADER_VALUE);
         // An array renders joined with commas: the limit applies to the joined text.
         let items: Vec<String> = (0..parts).map(|_| "y".repeat(len / parts)).collect();
         let joined = items.join(",").len();
-        let array = identity::header_value(&json!(items));
-        prop_assert_eq!(array.is_ok(), joined <= MAX_HEADER_VALUE);
+        let array = json!(items);
+        prop_assert_eq!(identity::header_value(&array).is_ok(), joined <= MAX_HEADER_VALUE);
     }
 }
