@@ -18,6 +18,7 @@ mod cmd;
 pub(crate) mod ext;
 mod loc;
 pub(crate) mod remote;
+mod revocation;
 mod srv;
 
 pub use self::loc::{JwtLocConf, JwtMainConf, Mode};
@@ -39,7 +40,7 @@ macro_rules! command {
 }
 
 /// The directive table; `lib.rs` points the module at it.
-pub static mut NGX_HTTP_AUTH_JWT_COMMANDS: [ngx_command_t; 23] = [
+pub static mut NGX_HTTP_AUTH_JWT_COMMANDS: [ngx_command_t; 26] = [
     command!(
         "auth_jwt",
         ANY_LOC | NGX_HTTP_LMT_CONF | NGX_CONF_TAKE12,
@@ -192,6 +193,27 @@ pub static mut NGX_HTTP_AUTH_JWT_COMMANDS: [ngx_command_t; 23] = [
         ANY_LOC | NGX_CONF_TAKE1,
         cmd_set_resource_metadata,
         NGX_HTTP_LOC_CONF_OFFSET,
+        0
+    ),
+    command!(
+        "auth_jwt_revocation_file",
+        NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+        revocation::cmd_set_file,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+        0
+    ),
+    command!(
+        "auth_jwt_revocation_redis",
+        NGX_HTTP_MAIN_CONF | NGX_CONF_1MORE,
+        revocation::cmd_set_redis,
+        NGX_HTTP_MAIN_CONF_OFFSET,
+        0
+    ),
+    command!(
+        "auth_jwt_revocation_lifetime",
+        NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+        revocation::cmd_set_lifetime,
+        NGX_HTTP_MAIN_CONF_OFFSET,
         0
     ),
     ngx_command_t::empty(),

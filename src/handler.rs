@@ -17,7 +17,7 @@ use crate::conf::{ext::ComplexValue, JwtLocConf, Mode};
 use crate::ctx::{self, JwtCtx};
 use crate::log::{boundary, log_info, log_warn};
 use crate::zone::ZoneData;
-use crate::{headers, state, time, HttpAuthJwtModule};
+use crate::{headers, revocation, state, time, HttpAuthJwtModule};
 use auth_jwt_core::authn::{self, log_safe, Denial, KeySource, Lookup, Policy, Verified};
 use auth_jwt_core::challenge::{www_authenticate, Attributes, Challenge};
 use auth_jwt_core::directive::{FailMode, RequireError};
@@ -125,9 +125,57 @@ fn access(request: &mut Request) -> ngx_int_t {
         }
     }
     match result {
-        Ok(verified) => admit(request, lcf, realm, verified),
+        Ok(verified) => match revoked(request, realm, &verified, now) {
+            Some(rc) => rc,
+            None => admit(request, lcf, realm, verified),
+        },
         Err(denial) => reject(request, realm, denial),
     }
+}
+
+/// The revocation check, after verification and on cache hits alike: one lookup in the
+/// shared zone. `Some` answer when the token is revoked (401), or when the revocation list is
+/// older than `max_stale` with `on_stale=503`.
+fn revoked(
+    request: &mut Request,
+    realm: &ComplexValue,
+    verified: &Verified,
+    now: i64,
+) -> Option<ngx_int_t> {
+    let mcf = HttpAuthJwtModule::main_conf(request)?;
+    let zone = &mcf.zone.get()?.revocations;
+    if revocation::too_stale(zone, &mcf.revocation, now) {
+        let reason = "revocation list stale";
+        log_denial(
+            request,
+            Status::NoKeys,
+            &reason,
+            verified.kid.as_deref(),
+            Some(verified.alg),
+        );
+        let ctx = JwtCtx {
+            status: Status::NoKeys,
+            error: reason.into(),
+            token: None,
+        };
+        if ctx::set(request.as_mut(), ctx).is_none()
+            || headers::set_out(request.as_mut(), "Retry-After", RETRY_AFTER).is_none()
+        {
+            return Some(NGX_ERROR as ngx_int_t);
+        }
+        return Some(NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t);
+    }
+    let why = revocation::check(zone, &mcf.revocation, verified, now)?;
+    let (kid, alg) = (verified.kid.as_deref(), Some(verified.alg));
+    log_denial(request, Status::Revoked, &why, kid, alg);
+    let reason = "token revoked";
+    Some(answer(
+        request,
+        realm,
+        Status::Revoked,
+        reason,
+        Challenge::InvalidToken(reason),
+    ))
 }
 
 /// The shared zone of the request's configuration cycle.

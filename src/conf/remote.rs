@@ -16,7 +16,7 @@ use super::ext::{fail, full_path};
 use super::loc::{JwtLocConf, JwtMainConf, NGX_CONF_UNSET_SIZE};
 use crate::fetch::http::TrustedCa;
 use crate::keys::{RemoteSource, SourceKind};
-use crate::{zone, HttpAuthJwtModule};
+use crate::{revocation, zone, HttpAuthJwtModule};
 use auth_jwt_core::directive::parse_source;
 
 /// Default `auth_jwt_zone` size.
@@ -159,6 +159,8 @@ unsafe fn claim_slots(shm_zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_in
     // SAFETY: `data` is the main configuration stored by `add_zone`; it lives as long as the
     // cycle being initialised.
     let mcf = unsafe { &*(*shm_zone).data.cast::<JwtMainConf>() };
+    // SAFETY: as above.
+    let (size, log) = unsafe { ((*shm_zone).shm.size, (*shm_zone).shm.log) };
     let urls: Vec<&str> = mcf.sources.iter().map(|s| s.url()).collect();
     // SAFETY: NGINX calls this hook with the zone and the previous cycle's data.
     unsafe {
@@ -170,7 +172,15 @@ unsafe fn claim_slots(shm_zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_in
                     let _ = source.slot.set(i);
                 }
             }
-            true
+            let now = crate::fetch::unix_now();
+            let rv = &mcf.revocation;
+            match revocation::init_zone(&zone.revocations, rv, size, |n| zone.alloc(n), now) {
+                Ok(()) => true,
+                Err(reason) => {
+                    ngx::ngx_log_error!(nginx_sys::NGX_LOG_EMERG, log, "auth_jwt: {reason}");
+                    false
+                }
+            }
         })
     }
 }

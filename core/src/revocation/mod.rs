@@ -6,6 +6,7 @@ use core::fmt;
 
 pub mod file;
 pub mod redis_url;
+pub mod report;
 pub mod table;
 
 #[cfg(test)]
