@@ -47,3 +47,14 @@ pub fn set(r: &mut ngx_http_request_t, ctx: JwtCtx) -> Option<&mut JwtCtx> {
         Some(&mut *p)
     }
 }
+
+/// Records `ctx` as the request's outcome: in place when the request has a context already
+/// (the verified token published for the requirements), otherwise in a new one.
+pub fn put(r: &mut ngx_http_request_t, ctx: JwtCtx) -> Option<&mut JwtCtx> {
+    if get(r).is_none() {
+        return set(r, ctx);
+    }
+    let existing = get_mut(r)?;
+    *existing = ctx;
+    Some(existing)
+}

@@ -1,4 +1,6 @@
-//! The access-phase handler: strip spoofable headers, verify the token, answer or pass on.
+//! The access-phase handler: strip spoofable headers, then decide (request → token → keys →
+//! claims → requirements: one [`Outcome`]) and apply the outcome (context, headers, status,
+//! log line, counters).
 
 use nginx_sys::{
     ngx_http_request_t, ngx_int_t, NGX_DECLINED, NGX_ERROR, NGX_HTTP_FORBIDDEN,
@@ -13,9 +15,10 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use crate::conf::{ext::ComplexValue, JwtLocConf, Mode};
+use crate::conf::{ext::ComplexValue, IdentityHeader, JwtLocConf, Mode};
 use crate::ctx::{self, JwtCtx};
-use crate::log::{boundary, log_info, log_warn};
+use crate::error::{Error, OrNoMemory};
+use crate::log::{boundary, log_debug, log_info, log_warn};
 use crate::zone::ZoneData;
 use crate::{headers, revocation, state, time, HttpAuthJwtModule};
 use auth_jwt_core::authn::{self, log_safe, Denial, KeySource, Lookup, Policy, Verified};
@@ -63,19 +66,12 @@ pub unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t
     // SAFETY: NGINX passes a valid request that this handler may use until it returns.
     let request = unsafe { Request::from_ngx_http_request(r) };
     let log = request.log();
-    let rc = boundary(
+    boundary(
         "access",
         log,
         NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t,
         || access(request),
-    );
-    // An internal redirect checks again; the client's request is counted once.
-    let internal = request.as_ref().internal() != 0;
-    if let (Some(ctx), Some(zone), false) = (ctx::get(request.as_ref()), zone_of(request), internal)
-    {
-        zone.worker_counters().outcome(ctx.status);
-    }
-    rc
+    )
 }
 
 fn access(request: &mut Request) -> ngx_int_t {
@@ -97,15 +93,87 @@ fn access(request: &mut Request) -> ngx_int_t {
     if request.as_ref().internal() != 0 && strip_identity(request).is_none() {
         return NGX_ERROR as ngx_int_t;
     }
+    let applied = decide(request, lcf, token.as_ref())
+        .and_then(|outcome| apply(request, lcf, realm, outcome));
+    applied.unwrap_or(NGX_ERROR as ngx_int_t)
+}
+
+/// What the access check decided for one request. [`apply`] alone carries it out.
+enum Outcome<'l> {
+    /// No usable key set (IdP never reached, or keys older than `max_stale`).
+    NoKeys { open: bool },
+    /// The token passed: the identity headers to add, already rendered.
+    Admit {
+        token: Rc<Verified>,
+        identity: Vec<(&'l IdentityHeader, String)>,
+    },
+    /// Refused with 401 or 403.
+    Deny(Refusal),
+}
+
+/// A refusal, as the variables, the log line and the challenge tell it.
+struct Refusal {
+    status: Status,
+    /// `$jwt_error`, and the challenge's `error_description` for an invalid token.
+    reason: Cow<'static, str>,
+    /// What the log line says, when it says more than `reason`.
+    detail: Option<String>,
+    challenge: Kind,
+    kid: Option<String>,
+    alg: Option<Alg>,
+    /// A token that verified but failed a requirement: its claims stay for the access log.
+    token: Option<Rc<Verified>>,
+}
+
+/// The challenge a refusal answers with.
+#[derive(Clone, Copy)]
+enum Kind {
+    /// 401 with the realm alone: no token was sent.
+    Missing,
+    /// 401 `error="invalid_token"`.
+    InvalidToken,
+    /// 403 `error="insufficient_scope"`.
+    InsufficientScope,
+}
+
+impl Refusal {
+    fn of(denial: Denial) -> Self {
+        Self {
+            status: denial.error.status(),
+            reason: Cow::Owned(denial.error.to_string()),
+            detail: None,
+            challenge: Kind::InvalidToken,
+            kid: denial.kid,
+            alg: denial.alg,
+            token: None,
+        }
+    }
+}
+
+/// Request → token → keys → claims → requirements, top to bottom. Writes nothing the
+/// client sees; the one exception is the request's context, which the requirements need
+/// (they read the verified claims through `$jwt_claim_*` variables).
+fn decide<'l>(
+    request: &mut Request,
+    lcf: &'l JwtLocConf,
+    token_var: Option<&ComplexValue>,
+) -> Result<Outcome<'l>, Error> {
     let now = time::now();
     let sources = key_sources(lcf, now);
     if sources.is_empty() {
-        return no_keys(request, lcf);
+        let open = lcf.fail_mode == Some(FailMode::Open);
+        return Ok(Outcome::NoKeys { open });
     }
-    let Some(raw) = token_of(request, token.as_ref()) else {
-        let reason = "no bearer token";
-        log_denial(request, Status::Missing, &reason, None, None);
-        return answer(request, realm, Status::Missing, reason, Challenge::Missing);
+    let Some(raw) = token_of(request, token_var) else {
+        return Ok(Outcome::Deny(Refusal {
+            status: Status::Missing,
+            reason: Cow::Borrowed("no bearer token"),
+            detail: None,
+            challenge: Kind::Missing,
+            kid: None,
+            alg: None,
+            token: None,
+        }));
     };
     let policy = policy(lcf);
     let capacity = HttpAuthJwtModule::main_conf(request).map_or(0, |m| m.cache_entries());
@@ -113,69 +181,140 @@ fn access(request: &mut Request) -> ngx_int_t {
     let (result, lookup) = state::with_cache(capacity, |cache| {
         authn::authenticate_cached(raw, &sources, &policy, now, cache)
     });
-    if let Some(zone) = zone_of(request) {
+    let zone = zone_of(request);
+    if let Some(zone) = zone {
         let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         zone.worker_counters().check(lookup == Lookup::Hit, nanos);
     }
-    if let Err(denial) = &result {
-        if denial.error == VerifyError::UnknownKid {
-            if let Some(zone) = zone_of(request) {
+    log_debug!(
+        request.log(),
+        "token checked ({}): {}",
+        if lookup == Lookup::Hit {
+            "cached"
+        } else {
+            "verified"
+        },
+        match &result {
+            Ok(_) => "ok",
+            Err(denial) => denial.error.status().as_str(),
+        }
+    );
+    let verified = match result {
+        Ok(verified) => verified,
+        Err(denial) => {
+            if let (VerifyError::UnknownKid, Some(zone)) = (&denial.error, zone) {
                 wake_fetchers(zone, lcf, denial.kid.as_deref().unwrap_or_default(), now);
+            }
+            return Ok(Outcome::Deny(Refusal::of(denial)));
+        }
+    };
+    if let Some(outcome) = revoked(request, &verified, now) {
+        return Ok(outcome);
+    }
+    // Identity headers are rendered first: a claim that cannot be sent safely refuses the token.
+    let mut identity = Vec::with_capacity(lcf.identity.as_ref().map_or(0, Vec::len));
+    for h in lcf.identity.iter().flatten() {
+        let Some(value) = identity::lookup(&verified.claims, &h.claim) else {
+            continue;
+        };
+        match identity::header_value(value) {
+            Ok(text) => identity.push((h, text)),
+            Err(e) => {
+                return Ok(Outcome::Deny(Refusal::of(Denial {
+                    kid: verified.kid.clone(),
+                    alg: Some(verified.alg),
+                    error: VerifyError::BadClaim(e.as_str()),
+                })))
             }
         }
     }
-    match result {
-        Ok(verified) => match revoked(request, realm, &verified, now) {
-            Some(rc) => rc,
-            None => admit(request, lcf, realm, verified),
-        },
-        Err(denial) => reject(request, realm, denial),
+    let Some(requires) = &lcf.requires else {
+        return Ok(Outcome::Admit {
+            token: verified,
+            identity,
+        });
+    };
+    // The requirements' complex values read the claims through the variables, which read
+    // the context: publish the verified token first.
+    let ctx = JwtCtx {
+        status: Status::Ok,
+        error: String::new(),
+        token: Some(Rc::clone(&verified)),
+    };
+    ctx::put(request.as_mut(), ctx).or_no_memory()?;
+    for (n, req) in requires.iter().enumerate() {
+        if req.values.iter().all(|cv| is_truthy(request, cv)) {
+            continue;
+        }
+        return Ok(Outcome::Deny(Refusal {
+            status: Status::Forbidden,
+            reason: Cow::Borrowed("token does not meet the requirements"),
+            detail: Some(format!("auth_jwt_require #{} failed", n + 1)),
+            challenge: match req.error {
+                RequireError::Forbidden => Kind::InsufficientScope,
+                RequireError::Unauthorized => Kind::InvalidToken,
+            },
+            kid: verified.kid.clone(),
+            alg: Some(verified.alg),
+            token: Some(verified),
+        }));
     }
+    Ok(Outcome::Admit {
+        token: verified,
+        identity,
+    })
 }
 
 /// The revocation check, after verification and on cache hits alike: one lookup in the
-/// shared zone. `Some` answer when the token is revoked (401), or when the revocation list is
-/// older than `max_stale` with `on_stale=503`.
-fn revoked(
-    request: &mut Request,
-    realm: &ComplexValue,
-    verified: &Verified,
-    now: i64,
-) -> Option<ngx_int_t> {
+/// shared zone, no lock, no allocation. A revoked token is denied (401); a revocation list
+/// older than `max_stale` under `on_stale=503` answers as if there were no keys (503).
+fn revoked(request: &Request, verified: &Rc<Verified>, now: i64) -> Option<Outcome<'static>> {
     let mcf = HttpAuthJwtModule::main_conf(request)?;
     let zone = &mcf.zone.get()?.revocations;
     if revocation::too_stale(zone, &mcf.revocation, now) {
-        let reason = "revocation list stale";
-        log_denial(
-            request,
-            Status::NoKeys,
-            &reason,
-            verified.kid.as_deref(),
-            Some(verified.alg),
-        );
-        let ctx = JwtCtx {
-            status: Status::NoKeys,
-            error: reason.into(),
-            token: None,
-        };
-        if ctx::set(request.as_mut(), ctx).is_none()
-            || headers::set_out(request.as_mut(), "Retry-After", RETRY_AFTER).is_none()
-        {
-            return Some(NGX_ERROR as ngx_int_t);
-        }
-        return Some(NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t);
+        return Some(Outcome::NoKeys { open: false });
     }
     let why = revocation::check(zone, &mcf.revocation, verified, now)?;
-    let (kid, alg) = (verified.kid.as_deref(), Some(verified.alg));
-    log_denial(request, Status::Revoked, &why, kid, alg);
-    let reason = "token revoked";
-    Some(answer(
-        request,
-        realm,
-        Status::Revoked,
-        reason,
-        Challenge::InvalidToken(reason),
-    ))
+    Some(Outcome::Deny(Refusal {
+        status: Status::Revoked,
+        reason: Cow::Borrowed("token revoked"),
+        detail: Some(why.to_string()),
+        challenge: Kind::InvalidToken,
+        kid: verified.kid.clone(),
+        alg: Some(verified.alg),
+        token: None,
+    }))
+}
+
+/// Carries out what [`decide`] decided: the context for the variables, the headers, the
+/// status code, the log line and the outcome counter.
+fn apply(
+    request: &mut Request,
+    lcf: &JwtLocConf,
+    realm: &ComplexValue,
+    outcome: Outcome<'_>,
+) -> Result<ngx_int_t, Error> {
+    let (status, rc) = match outcome {
+        Outcome::Admit { token, identity } => {
+            let ctx = JwtCtx {
+                status: Status::Ok,
+                error: String::new(),
+                token: Some(token),
+            };
+            ctx::put(request.as_mut(), ctx).or_no_memory()?;
+            for (h, text) in identity {
+                headers::add_in(request.as_mut(), &h.name, &h.lowcase, &text).or_no_memory()?;
+            }
+            (Status::Ok, NGX_OK as ngx_int_t)
+        }
+        Outcome::NoKeys { open } => no_keys(request, lcf, open)?,
+        Outcome::Deny(refusal) => refuse(request, lcf, realm, refusal)?,
+    };
+    // An internal redirect checks again; the client's request is counted once.
+    if let (Some(zone), false) = (zone_of(request), request.as_ref().internal() != 0) {
+        zone.worker_counters().outcome(status);
+    }
+    Ok(rc)
 }
 
 /// The shared zone of the request's configuration cycle.
@@ -217,11 +356,14 @@ fn wake_fetchers(zone: &ZoneData, lcf: &JwtLocConf, kid: &str, now: i64) {
     }
 }
 
-/// No usable keys (IdP never reached, or keys older than `max_stale`): refuse with 503 and
-/// `Retry-After` (fail closed, the default), or let the request through unauthenticated with
-/// identity headers already stripped (fail open). Logged at `warn` once per state change.
-fn no_keys(request: &mut Request, lcf: &JwtLocConf) -> ngx_int_t {
-    let open = lcf.fail_mode == Some(FailMode::Open);
+/// No usable keys: refuse with 503 and `Retry-After` (fail closed, the default), or let the
+/// request through unauthenticated with identity headers already stripped (fail open).
+/// Logged at `warn` once per state change.
+fn no_keys(
+    request: &mut Request,
+    lcf: &JwtLocConf,
+    open: bool,
+) -> Result<(Status, ngx_int_t), Error> {
     let first = lcf
         .remote
         .iter()
@@ -246,19 +388,15 @@ fn no_keys(request: &mut Request, lcf: &JwtLocConf) -> ngx_int_t {
         error: "no keys available".into(),
         token: None,
     };
-    if ctx::set(request.as_mut(), ctx).is_none() {
-        return NGX_ERROR as ngx_int_t;
-    }
+    ctx::put(request.as_mut(), ctx).or_no_memory()?;
     // Fail open lets the other access checks decide (`satisfy any` with `deny all` or
     // `auth_basic` still applies): NGX_OK would grant access under `satisfy any`.
     if open {
-        return NGX_DECLINED as ngx_int_t;
+        return Ok((status, NGX_DECLINED as ngx_int_t));
     }
     log_denial(request, status, &"no keys available", None, None);
-    if headers::set_out(request.as_mut(), "Retry-After", RETRY_AFTER).is_none() {
-        return NGX_ERROR as ngx_int_t;
-    }
-    NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t
+    headers::set_out(request.as_mut(), "Retry-After", RETRY_AFTER).or_no_memory()?;
+    Ok((status, NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t))
 }
 
 /// Seconds a client is told to wait while no keys are available.
@@ -300,78 +438,6 @@ fn bearer(request: &Request) -> Option<&[u8]> {
     Some(rest.trim_ascii())
 }
 
-fn admit(
-    request: &mut Request,
-    lcf: &JwtLocConf,
-    realm: &ComplexValue,
-    verified: Rc<Verified>,
-) -> ngx_int_t {
-    // Identity headers are rendered first: a claim that cannot be sent safely refuses the token.
-    let mut identity = Vec::with_capacity(lcf.identity.as_ref().map_or(0, Vec::len));
-    for h in lcf.identity.iter().flatten() {
-        let Some(value) = identity::lookup(&verified.claims, &h.claim) else {
-            continue;
-        };
-        match identity::header_value(value) {
-            Ok(text) => identity.push((h, text)),
-            Err(e) => {
-                let denial = Denial {
-                    kid: verified.kid.clone(),
-                    alg: Some(verified.alg),
-                    error: VerifyError::BadClaim(e.as_str()),
-                };
-                return reject(request, realm, denial);
-            }
-        }
-    }
-    let token = Rc::clone(&verified);
-    let ctx = JwtCtx {
-        status: Status::Ok,
-        error: String::new(),
-        token: Some(verified),
-    };
-    if ctx::set(request.as_mut(), ctx).is_none() {
-        return NGX_ERROR as ngx_int_t;
-    }
-    // Requirements read the claims through variables, so they run once the context is set.
-    for (n, req) in lcf.requires.iter().flatten().enumerate() {
-        if req.values.iter().all(|cv| is_truthy(request, cv)) {
-            continue;
-        }
-        let reason = "token does not meet the requirements";
-        let which = format_args!("auth_jwt_require #{} failed", n + 1);
-        log_denial(
-            request,
-            Status::Forbidden,
-            &which,
-            token.kid.as_deref(),
-            Some(token.alg),
-        );
-        return match req.error {
-            RequireError::Forbidden => answer(
-                request,
-                realm,
-                Status::Forbidden,
-                reason,
-                Challenge::InsufficientScope,
-            ),
-            RequireError::Unauthorized => answer(
-                request,
-                realm,
-                Status::Forbidden,
-                reason,
-                Challenge::InvalidToken(reason),
-            ),
-        };
-    }
-    for (h, text) in identity {
-        if headers::add_in(request.as_mut(), &h.name, &h.lowcase, &text).is_none() {
-            return NGX_ERROR as ngx_int_t;
-        }
-    }
-    NGX_OK as ngx_int_t
-}
-
 /// `auth_jwt_require` semantics: the value is neither empty nor "0".
 fn is_truthy(request: &Request, cv: &ComplexValue) -> bool {
     request
@@ -379,17 +445,50 @@ fn is_truthy(request: &Request, cv: &ComplexValue) -> bool {
         .is_some_and(|v| !v.is_empty() && v.as_bytes() != b"0")
 }
 
-fn reject(request: &mut Request, realm: &ComplexValue, denial: Denial) -> ngx_int_t {
-    let status = denial.error.status();
-    let reason = denial.error.to_string();
-    log_denial(request, status, &reason, denial.kid.as_deref(), denial.alg);
-    answer(
-        request,
-        realm,
+/// 401 or 403 with the challenge; the context keeps the reason (and a token that failed a
+/// requirement) for the variables.
+fn refuse(
+    request: &mut Request,
+    lcf: &JwtLocConf,
+    realm: &ComplexValue,
+    refusal: Refusal,
+) -> Result<(Status, ngx_int_t), Error> {
+    let Refusal {
         status,
-        &reason,
-        Challenge::InvalidToken(&reason),
-    )
+        reason,
+        detail,
+        challenge,
+        kid,
+        alg,
+        token,
+    } = refusal;
+    let logged: &dyn fmt::Display = match &detail {
+        Some(detail) => detail,
+        None => &reason,
+    };
+    log_denial(request, status, logged, kid.as_deref(), alg);
+    let (challenge, code) = match challenge {
+        Kind::Missing => (Challenge::Missing, NGX_HTTP_UNAUTHORIZED),
+        Kind::InvalidToken => (Challenge::InvalidToken(&reason), NGX_HTTP_UNAUTHORIZED),
+        Kind::InsufficientScope => (Challenge::InsufficientScope, NGX_HTTP_FORBIDDEN),
+    };
+    let realm = request
+        .get_complex_value(realm.as_ref())
+        .map(|r| r.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let attrs = Attributes {
+        scope: lcf.scope.as_deref(),
+        resource_metadata: lcf.resource_metadata.as_deref(),
+    };
+    let value = www_authenticate(&realm, challenge, attrs);
+    headers::set_www_authenticate(request.as_mut(), &value).or_no_memory()?;
+    let ctx = JwtCtx {
+        status,
+        error: reason.into_owned(),
+        token,
+    };
+    ctx::put(request.as_mut(), ctx).or_no_memory()?;
+    Ok((status, code as ngx_int_t))
 }
 
 /// One `info` line per refusal, in the same shape whatever the reason. `kid` is the
@@ -401,57 +500,12 @@ fn log_denial(
     kid: Option<&str>,
     alg: Option<Alg>,
 ) {
-    let kid = kid.map(log_safe);
+    // The arguments are only evaluated when `info` is logged: `log_safe` allocates.
     log_info!(
         request.log(),
         "rejected ({}): {reason}, kid=\"{}\", alg=\"{}\"",
         status.as_str(),
-        kid.as_deref().unwrap_or("-"),
+        kid.map(log_safe).as_deref().unwrap_or("-"),
         alg.map_or("-", Alg::name)
     );
-}
-
-/// Records the outcome for the variables and answers with the challenge.
-fn answer(
-    request: &mut Request,
-    realm: &ComplexValue,
-    status: Status,
-    reason: &str,
-    challenge: Challenge<'_>,
-) -> ngx_int_t {
-    let code = match challenge {
-        Challenge::InsufficientScope => NGX_HTTP_FORBIDDEN,
-        _ => NGX_HTTP_UNAUTHORIZED,
-    };
-    match ctx::get_mut(request.as_mut()) {
-        // A requirement failed after the token passed: the claims stay for the access log.
-        Some(ctx) => {
-            ctx.status = status;
-            reason.clone_into(&mut ctx.error);
-        }
-        None => {
-            let ctx = JwtCtx {
-                status,
-                error: reason.to_owned(),
-                token: None,
-            };
-            if ctx::set(request.as_mut(), ctx).is_none() {
-                return NGX_ERROR as ngx_int_t;
-            }
-        }
-    }
-    let realm = request
-        .get_complex_value(realm.as_ref())
-        .map(|r| r.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let lcf = HttpAuthJwtModule::location_conf(request);
-    let attrs = Attributes {
-        scope: lcf.and_then(|l| l.scope.as_deref()),
-        resource_metadata: lcf.and_then(|l| l.resource_metadata.as_deref()),
-    };
-    let value = www_authenticate(&realm, challenge, attrs);
-    if headers::set_www_authenticate(request.as_mut(), &value).is_none() {
-        return NGX_ERROR as ngx_int_t;
-    }
-    code as ngx_int_t
 }

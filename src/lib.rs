@@ -14,6 +14,7 @@ use ngx::http::{
 
 mod conf;
 mod ctx;
+mod error;
 mod fetch;
 mod handler;
 mod headers;

@@ -1,25 +1,56 @@
-//! Logging macros: one per level this module uses, all prefixed with `auth_jwt: `.
+//! Logging: one macro per level, all through NGINX's log with the prefix `auth_jwt: `.
 //!
-//! Levels follow the house rules: `emerg` for configuration and zone failures, `error` for an
+//! Levels follow the house rules: `emerg` for configuration and zone failures (in a
+//! directive, [`log_conf!`] adds NGINX's `in "x" directive in file:line`), `error` for an
 //! unusable key set, `warn` for fetch state changes, `info` for denials and key rotations,
-//! `alert` for bugs (a caught panic). Nothing here ever receives a token or a secret.
+//! `alert` for bugs (a caught panic), `debug` for the per-request flow. Every macro checks
+//! the level before it formats anything, and `log_debug!` compiles to nothing unless NGINX
+//! was built `--with-debug`. Nothing here ever receives a token or a secret.
 
-/// Logs at `level` (an `NGX_LOG_*` constant) to an `*mut ngx_log_t`.
+/// Logs at `level` (an `NGX_LOG_*` value) to an `*mut ngx_log_t`.
 macro_rules! log_at {
-    ($level:ident, $log:expr, $($arg:tt)+) => {
-        ::ngx::ngx_log_error!(::nginx_sys::$level, $log, "auth_jwt: {}", format_args!($($arg)+))
+    ($level:expr, $log:expr, $($arg:tt)+) => {
+        ::ngx::ngx_log_error!($level, $log, "auth_jwt: {}", format_args!($($arg)+))
     };
 }
 
+macro_rules! log_alert {
+    ($log:expr, $($arg:tt)+) => { $crate::log::log_at!(::nginx_sys::NGX_LOG_ALERT, $log, $($arg)+) };
+}
+
+macro_rules! log_emerg {
+    ($log:expr, $($arg:tt)+) => { $crate::log::log_at!(::nginx_sys::NGX_LOG_EMERG, $log, $($arg)+) };
+}
+
 macro_rules! log_info {
-    ($log:expr, $($arg:tt)+) => { $crate::log::log_at!(NGX_LOG_INFO, $log, $($arg)+) };
+    ($log:expr, $($arg:tt)+) => { $crate::log::log_at!(::nginx_sys::NGX_LOG_INFO, $log, $($arg)+) };
 }
 
 macro_rules! log_warn {
-    ($log:expr, $($arg:tt)+) => { $crate::log::log_at!(NGX_LOG_WARN, $log, $($arg)+) };
+    ($log:expr, $($arg:tt)+) => { $crate::log::log_at!(::nginx_sys::NGX_LOG_WARN, $log, $($arg)+) };
 }
 
-pub(crate) use {log_at, log_info, log_warn};
+/// `debug_http` lines: the request path's flow. Free without `--with-debug`.
+macro_rules! log_debug {
+    ($log:expr, $($arg:tt)+) => {
+        ::ngx::ngx_log_debug!(
+            mask: ::ngx::log::DebugMask::Http,
+            $log,
+            "auth_jwt: {}",
+            format_args!($($arg)+)
+        )
+    };
+}
+
+/// A line about the directive being parsed (`cf`: its `*mut ngx_conf_t`); NGINX appends
+/// ` in <file>:<line>`.
+macro_rules! log_conf {
+    ($level:expr, $cf:expr, $($arg:tt)+) => {
+        ::ngx::ngx_conf_log_error!($level, $cf, $($arg)+)
+    };
+}
+
+pub(crate) use {log_alert, log_at, log_conf, log_debug, log_emerg, log_info, log_warn};
 
 use std::cell::RefCell;
 use std::sync::Once;
@@ -71,11 +102,7 @@ pub fn boundary<T>(
     f: impl FnOnce() -> T,
 ) -> T {
     catch(site, f).unwrap_or_else(|panic| {
-        log_at!(
-            NGX_LOG_ALERT,
-            log,
-            "bug: panic caught at the NGINX boundary: {panic}"
-        );
+        log_alert!(log, "bug: panic caught at the NGINX boundary: {panic}");
         fallback
     })
 }

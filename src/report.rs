@@ -1,15 +1,15 @@
 //! `auth_jwt_metrics` and `auth_jwt_status`: content handlers that report from the shared
 //! zone (counters of every worker) and from this worker's view of the key sets.
 
-use core::ffi::{c_char, c_void};
-
 use nginx_sys::{
-    ngx_chain_t, ngx_command_t, ngx_conf_t, ngx_http_request_t, ngx_int_t, NGX_ERROR, NGX_HTTP_GET,
-    NGX_HTTP_HEAD, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_ALLOWED,
-    NGX_HTTP_SERVICE_UNAVAILABLE, NGX_OK,
+    ngx_chain_t, ngx_http_request_t, ngx_int_t, NGX_ERROR, NGX_HTTP_GET, NGX_HTTP_HEAD,
+    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_NOT_ALLOWED, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_OK,
 };
-use ngx::core::{Buffer, NGX_CONF_ERROR, NGX_CONF_OK};
-use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule, Request};
+use ngx::core::Buffer;
+use ngx::http::{HttpModuleMainConf, Request};
+
+use crate::conf::directive::directive;
+use crate::conf::JwtLocConf;
 
 use crate::headers::copy_str;
 use crate::keys::{RemoteSource, SourceKind};
@@ -18,45 +18,18 @@ use crate::{state, time, zone, HttpAuthJwtModule};
 use auth_jwt_core::metrics::{self, SourceReport, StatusReport};
 use auth_jwt_core::revocation::report::RevocationReport;
 
-type Handler = unsafe extern "C" fn(*mut ngx_http_request_t) -> ngx_int_t;
-
-/// `auth_jwt_metrics;` in a location.
-pub unsafe extern "C" fn cmd_set_metrics(
-    cf: *mut ngx_conf_t,
-    _: *mut ngx_command_t,
-    _: *mut c_void,
-) -> *mut c_char {
-    // SAFETY: NGINX calls directive handlers with their live configuration context.
-    unsafe { set_handler(cf, metrics_handler) }
+directive! {
+    /// `auth_jwt_metrics;` in a location.
+    Metrics(cf, _: JwtLocConf, _) {
+        cf.set_content_handler(metrics_handler)
+    }
 }
 
-/// `auth_jwt_status;` in a location.
-pub unsafe extern "C" fn cmd_set_status(
-    cf: *mut ngx_conf_t,
-    _: *mut ngx_command_t,
-    _: *mut c_void,
-) -> *mut c_char {
-    // SAFETY: NGINX calls directive handlers with their live configuration context.
-    unsafe { set_handler(cf, status_handler) }
-}
-
-/// # Safety
-/// `cf` must be the live configuration context of the directive being parsed.
-unsafe fn set_handler(cf: *mut ngx_conf_t, h: Handler) -> *mut c_char {
-    // SAFETY: NGINX calls directive handlers with a live configuration context.
-    let cf = unsafe { &*cf };
-    boundary(
-        "directive",
-        cf.log,
-        NGX_CONF_ERROR,
-        || match NgxHttpCoreModule::location_conf_mut(cf) {
-            Some(clcf) => {
-                clcf.handler = Some(h);
-                NGX_CONF_OK
-            }
-            None => NGX_CONF_ERROR,
-        },
-    )
+directive! {
+    /// `auth_jwt_status;` in a location.
+    StatusPage(cf, _: JwtLocConf, _) {
+        cf.set_content_handler(status_handler)
+    }
 }
 
 unsafe extern "C" fn metrics_handler(r: *mut ngx_http_request_t) -> ngx_int_t {

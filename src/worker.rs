@@ -9,11 +9,11 @@ use nginx_sys::{
     NGX_ERROR, NGX_LOG_ALERT, NGX_LOG_INFO, NGX_OK,
 };
 use ngx::http::HttpModuleMainConf;
-use ngx::ngx_log_error;
 
 use crate::fetch::{self, Fetcher};
+use crate::log::{self, log_alert, log_at};
 use crate::revocation::sync::Syncer;
-use crate::{log, HttpAuthJwtModule};
+use crate::HttpAuthJwtModule;
 
 /// This worker's fetcher, if its configuration has remote keys.
 static FETCHER: Mutex<Option<Fetcher>> = Mutex::new(None);
@@ -54,11 +54,7 @@ fn start(cycle: &ngx_cycle_t) -> ngx_int_t {
         match with_signals_blocked(|| Syncer::start(&mcf.revocation, &zone.revocations)) {
             Ok(s) => *REVOKER.lock().unwrap_or_else(|p| p.into_inner()) = Some(s),
             Err(e) => {
-                ngx_log_error!(
-                    NGX_LOG_ALERT,
-                    cycle.log,
-                    "auth_jwt: cannot start the revocation sync: {e}"
-                );
+                log_alert!(cycle.log, "cannot start the revocation sync: {e}");
                 return NGX_ERROR as ngx_int_t;
             }
         }
@@ -85,12 +81,7 @@ fn start_fetcher(
                 let _ = source.slot.set(i);
             }
             None => {
-                ngx_log_error!(
-                    NGX_LOG_ALERT,
-                    cycle.log,
-                    "auth_jwt: no zone slot for \"{}\"",
-                    source.url()
-                );
+                log_alert!(cycle.log, "no zone slot for \"{}\"", source.url());
             }
         }
     }
@@ -99,11 +90,7 @@ fn start_fetcher(
     match started {
         Ok(fetcher) => *FETCHER.lock().unwrap_or_else(|p| p.into_inner()) = Some(fetcher),
         Err(e) => {
-            ngx_log_error!(
-                NGX_LOG_ALERT,
-                cycle.log,
-                "auth_jwt: cannot start the key fetcher: {e}"
-            );
+            log_alert!(cycle.log, "cannot start the key fetcher: {e}");
             return NGX_ERROR as ngx_int_t;
         }
     }
@@ -158,7 +145,7 @@ fn with_signals_blocked<T>(f: impl FnOnce() -> T) -> T {
 
 fn write_log(log: *mut ngx_log_t) {
     for (level, line) in fetch::drain_log() {
-        ngx_log_error!(level as usize, log, "auth_jwt: {line}");
+        log_at!(level as usize, log, "{line}");
     }
 }
 

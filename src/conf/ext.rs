@@ -1,14 +1,11 @@
 //! Small helpers over `ngx_conf_t`: arguments as text, NGINX-worded errors, complex values.
 
-use core::ffi::c_char;
 use core::ptr::{self, NonNull};
 
 use nginx_sys::{
     ngx_conf_full_name, ngx_conf_t, ngx_http_compile_complex_value,
-    ngx_http_compile_complex_value_t, ngx_http_complex_value_t, ngx_str_t, NGX_LOG_EMERG, NGX_OK,
+    ngx_http_compile_complex_value_t, ngx_http_complex_value_t, ngx_str_t, NGX_OK,
 };
-use ngx::core::NGX_CONF_ERROR;
-use ngx::ngx_conf_log_error;
 
 /// A compiled `ngx_http_complex_value_t`, allocated in the configuration pool.
 #[derive(Debug, Clone, Copy)]
@@ -39,20 +36,6 @@ pub unsafe fn args<'a>(cf: *mut ngx_conf_t) -> Result<(&'a str, Vec<&'a str>), S
     }
     let name = texts.remove(0);
     Ok((name, texts))
-}
-
-/// Logs `"<reason> in "<directive>" directive"` at `emerg` (NGINX appends the file and line)
-/// and returns `NGX_CONF_ERROR`.
-///
-/// # Safety
-/// `cf` must be the live configuration context of the directive being parsed.
-pub unsafe fn fail(
-    cf: *mut ngx_conf_t,
-    directive: &str,
-    reason: impl core::fmt::Display,
-) -> *mut c_char {
-    ngx_conf_log_error!(NGX_LOG_EMERG, cf, "{reason} in \"{directive}\" directive");
-    NGX_CONF_ERROR
 }
 
 /// Compiles `value` (which may hold `$variables`) into a complex value.

@@ -1,19 +1,16 @@
 //! Remote key directives (`auth_jwt_key_uri`, `auth_jwt_discovery`,
 //! `auth_jwt_trusted_certificate`) and the shared zone they need.
 
-use core::ffi::{c_char, c_void};
+use core::ffi::c_void;
 use core::ptr;
 use std::sync::Arc;
 
-use nginx_sys::{
-    ngx_command_t, ngx_conf_t, ngx_int_t, ngx_shared_memory_add, ngx_shm_zone_t, ngx_str_t,
-};
-use ngx::core::NGX_CONF_OK;
-use ngx::http::{HttpModule, HttpModuleMainConf};
+use nginx_sys::{ngx_conf_t, ngx_int_t, ngx_shared_memory_add, ngx_shm_zone_t, ngx_str_t};
+use ngx::http::HttpModule;
 
-use super::cmd::{cmd_slot, set_once, with_conf, SIZE};
-use super::ext::{fail, full_path};
+use super::directive::{directive, set_once, Cf};
 use super::loc::{JwtLocConf, JwtMainConf, NGX_CONF_UNSET_SIZE};
+use crate::error::Error;
 use crate::fetch::http::TrustedCa;
 use crate::keys::{RemoteSource, SourceKind};
 use crate::{revocation, zone, HttpAuthJwtModule};
@@ -24,34 +21,33 @@ const DEFAULT_ZONE_SIZE: usize = 16 * 1024 * 1024;
 /// Smallest zone that holds the slot table and a few key sets.
 const MIN_ZONE_SIZE: usize = 512 * 1024;
 
-/// `auth_jwt_key_uri` (`DISCOVERY` false) and `auth_jwt_discovery` (true).
-pub unsafe extern "C" fn cmd_add_source<const DISCOVERY: bool>(
-    cf: *mut ngx_conf_t,
-    _: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    // SAFETY: `cf` is the live configuration context of this directive.
-    let Some(mcf) = HttpAuthJwtModule::main_conf_mut(unsafe { &*cf }) else {
-        return ngx::core::NGX_CONF_ERROR;
-    };
-    // SAFETY: registered with NGX_HTTP_LOC_CONF_OFFSET, so `conf` is a JwtLocConf.
-    unsafe {
-        with_conf(cf, conf, |lcf: &mut JwtLocConf, args| {
-            let parsed = parse_source(args).map_err(|e| e.to_string())?;
-            let kind = if DISCOVERY {
-                SourceKind::Discovery
-            } else {
-                SourceKind::Jwks
-            };
-            let source = register(mcf, kind, parsed)?;
-            let list = lcf.remote.get_or_insert_with(Vec::new);
-            if list.iter().any(|s| Arc::ptr_eq(s, &source)) {
-                return Err("is duplicate".into());
-            }
-            list.push(source);
-            Ok(())
-        })
+directive! {
+    /// `auth_jwt_key_uri <url> [parameters]`.
+    KeyUri(cf, lcf: JwtLocConf, args) {
+        add_source(cf, lcf, SourceKind::Jwks, args)
     }
+}
+
+directive! {
+    /// `auth_jwt_discovery <issuer> [parameters]`.
+    Discovery(cf, lcf: JwtLocConf, args) {
+        add_source(cf, lcf, SourceKind::Discovery, args)
+    }
+}
+
+fn add_source(
+    cf: &mut Cf,
+    lcf: &mut JwtLocConf,
+    kind: SourceKind,
+    args: &[&str],
+) -> Result<(), Error> {
+    let source = register(cf.main_conf()?, kind, parse_source(args)?)?;
+    let list = lcf.remote.get_or_insert_with(Vec::new);
+    if list.iter().any(|s| Arc::ptr_eq(s, &source)) {
+        return Err(Error::Duplicate);
+    }
+    list.push(source);
+    Ok(())
 }
 
 /// One `RemoteSource` per URL for the whole configuration: every location naming it shares
@@ -60,60 +56,48 @@ fn register(
     mcf: &mut JwtMainConf,
     kind: SourceKind,
     args: auth_jwt_core::directive::SourceArgs,
-) -> Result<Arc<RemoteSource>, String> {
+) -> Result<Arc<RemoteSource>, Error> {
     if let Some(existing) = mcf.sources.iter().find(|s| s.url() == args.url) {
         if existing.kind != kind || existing.args != args {
             return Err(format!(
                 "\"{}\" is already configured with other parameters",
                 args.url
-            ));
+            )
+            .into());
         }
         return Ok(Arc::clone(existing));
     }
     if mcf.sources.len() >= zone::MAX_SOURCES {
-        return Err(format!("more than {} key URIs", zone::MAX_SOURCES));
+        return Err(format!("more than {} key URIs", zone::MAX_SOURCES).into());
     }
     let source = Arc::new(RemoteSource::new(kind, args));
     mcf.sources.push(Arc::clone(&source));
     Ok(source)
 }
 
-pub unsafe extern "C" fn cmd_set_trusted_certificate(
-    cf: *mut ngx_conf_t,
-    _: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    // SAFETY: registered with NGX_HTTP_LOC_CONF_OFFSET, so `conf` is a JwtLocConf.
-    unsafe {
-        with_conf(cf, conf, |lcf: &mut JwtLocConf, args| {
-            // Read here, by the master: workers run as `user` and may not read the file.
-            set_once(&mut lcf.trusted_certificate, || {
-                let path = full_path(cf, args[0]).ok_or("cannot resolve path")?;
-                TrustedCa::load(&path).map(Arc::new)
-            })
+directive! {
+    /// `auth_jwt_trusted_certificate <file>`: read here, by the master (workers run as
+    /// `user` and may not read the file).
+    TrustedCertificate(cf, lcf: JwtLocConf, args) {
+        set_once(&mut lcf.trusted_certificate, || {
+            TrustedCa::load(&cf.full_path(args[0])?).map(Arc::new).map_err(Error::from)
         })
     }
 }
 
-/// `auth_jwt_zone <size>`: NGINX's size slot, then the minimum.
-pub unsafe extern "C" fn cmd_set_zone(
-    cf: *mut ngx_conf_t,
-    cmd: *mut ngx_command_t,
-    conf: *mut c_void,
-) -> *mut c_char {
-    // SAFETY: NGINX's own arguments for this directive.
-    let rv = unsafe { cmd_slot::<SIZE>(cf, cmd, conf) };
-    if rv != NGX_CONF_OK {
-        return rv;
+directive! {
+    /// `auth_jwt_zone <size>`, at least [`MIN_ZONE_SIZE`].
+    ZoneSize(cf, mcf: JwtMainConf, args) {
+        if mcf.zone_size != NGX_CONF_UNSET_SIZE {
+            return Err(Error::Duplicate);
+        }
+        let size = cf.parse_size(args[0])?;
+        if size < MIN_ZONE_SIZE {
+            return Err("zone size must be at least 512k".into());
+        }
+        mcf.zone_size = size;
+        Ok(())
     }
-    // SAFETY: registered with NGX_HTTP_MAIN_CONF_OFFSET, so `conf` is the JwtMainConf the
-    // slot setter just wrote.
-    let mcf = unsafe { &*conf.cast::<JwtMainConf>() };
-    if mcf.zone_size < MIN_ZONE_SIZE {
-        // SAFETY: NGINX calls directive handlers with their live configuration context.
-        return unsafe { fail(cf, "auth_jwt_zone", "zone size must be at least 512k") };
-    }
-    NGX_CONF_OK
 }
 
 /// Adds the shared zone (key sets and counters) from postconfiguration.
@@ -177,7 +161,7 @@ unsafe fn claim_slots(shm_zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_in
             match revocation::init_zone(&zone.revocations, rv, size, |n| zone.alloc(n), now) {
                 Ok(()) => true,
                 Err(reason) => {
-                    ngx::ngx_log_error!(nginx_sys::NGX_LOG_EMERG, log, "auth_jwt: {reason}");
+                    crate::log::log_emerg!(log, "{reason}");
                     false
                 }
             }
