@@ -153,6 +153,31 @@ impl Redis {
         panic!("redis-server did not start");
     }
 
+    /// Kills the server (no persistence: its stream is gone) and starts an empty one on the
+    /// same port.
+    fn restart(&mut self) {
+        self.stop();
+        self.child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server");
+        for _ in 0..100 {
+            if self.cli(&["PING"]).trim() == "PONG" {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("redis-server did not restart on port {}", self.port);
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     fn cli(&self, args: &[&str]) -> String {
         let out = Command::new("redis-cli")
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
@@ -272,4 +297,82 @@ fn redis_revocations_reach_every_worker_of_two_nodes_within_a_second() {
     );
     a.finish();
     b.finish();
+}
+
+#[test]
+fn redis_revocations_survive_reload_restart_and_outage_and_100k_sync() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let conf = REDIS_CONF.replace("{{redis}}", &redis.port.to_string());
+    let mut nginx = Nginx::http(&conf)
+        .workers(2)
+        .allow_log("revocation sync with")
+        .start();
+    let t0 = now();
+    let old = token("old", "bob", t0);
+    redis.xadd(&["jti", "old", "exp", &(t0 + 3600).to_string()]);
+    until_status(&nginx, &old, 401);
+    nginx.reload().expect("reload");
+    assert_eq!(status(&nginx, &old), 401, "kept across a reload");
+    // Redis restarted without persistence: the set holds, and what is re-added comes in.
+    redis.restart();
+    assert_eq!(status(&nginx, &old), 401);
+    let new = token("new", "bob", t0);
+    assert_eq!(status(&nginx, &new), 200);
+    redis.xadd(&["jti", "new", "exp", &(t0 + 3600).to_string()]);
+    let took = until_status(&nginx, &new, 401);
+    eprintln!("first revocation after a Redis restart applied in {took:?}");
+    // Redis down: the last set holds.
+    redis.stop();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(status(&nginx, &old), 401);
+    assert_eq!(status(&nginx, &new), 401);
+    assert_eq!(status(&nginx, &token("fine", "bob", t0)), 200);
+    // 100,000 entries, then a reconnect's full sync.
+    redis.restart();
+    let mut script = String::new();
+    for n in 0..100_000 {
+        script.push_str(&format!(
+            "XADD auth_jwt:revocations * jti bulk-{n} exp {}\n",
+            t0 + 3600
+        ));
+    }
+    let mut cli = Command::new("redis-cli")
+        .args(["-h", "127.0.0.1", "-p", &redis.port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    cli.stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    cli.wait().unwrap();
+    let last = token("bulk-99999", "bob", t0);
+    let took = until_status(&nginx, &last, 401);
+    eprintln!("100,000 entries applied from the stream in {took:?} (after the last XADD)");
+    // A new owner's full sync of the whole stream (a reload: new workers, new connections).
+    let mark = nginx.log_mark();
+    nginx.reload().expect("reload");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let log = nginx.log_since(mark);
+        if let Some(l) = log
+            .lines()
+            .find(|l| l.contains("full sync") && l.contains("100000 entries"))
+        {
+            break l.to_owned();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no full sync of 100,000 entries: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!("{line}");
+    assert_eq!(status(&nginx, &last), 401);
+    nginx.finish();
 }
