@@ -1,24 +1,25 @@
-# Builds the module and the matching NGINX 1.28 (vendored by the nginx-src crate) and ships
-# both in a slim Debian 12 image. Not exercised by CI (no Docker engine there).
-#   docker build -t nginx-auth-jwt . && docker run -p 8000:8000 -v $PWD/conf:/etc/nginx nginx-auth-jwt
+# Debian 12's own NGINX (1.22.1) with the module installed from the package that
+# scripts/package builds, exactly as CI does (scripts/test): build stage = `scripts/package`,
+# image = `apt-get install ./<deb>` (which pulls in Debian's nginx, the ABI the package names).
+# The module is enabled by /etc/nginx/modules-enabled/50-mod-http-auth-jwt.conf; mount a
+# configuration that includes that directory, as Debian's default nginx.conf does:
+#   docker build -t nginx-auth-jwt .
+#   docker run -p 8000:8000 -v $PWD/nginx.conf:/etc/nginx/nginx.conf:ro nginx-auth-jwt
+# (The repository's CI has no Docker engine: it runs these same two steps on the host.)
 FROM rust:1-bookworm AS build
-RUN apt-get update && apt-get install -y --no-install-recommends \
-        libclang-dev libpcre2-dev zlib1g-dev libssl-dev pkg-config make \
-    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cargo build --release \
-    && mkdir -p /out/modules \
-    && cp target/release/libngx_http_auth_jwt_module.so /out/modules/ngx_http_auth_jwt_module.so \
-    && cp "$(ls -d target/release/build/nginx-sys-*/out/objs | head -1)/nginx" /out/nginx
+# Installs nginx-dev and the build packages, builds against Debian's NGINX tree, prints the path.
+RUN scripts/package | tail -n 1 > /tmp/deb-path \
+    && cp "$(cat /tmp/deb-path)" /libnginx-mod-http-auth-jwt.deb
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends libssl3 libpcre2-8-0 zlib1g ca-certificates \
-    && rm -rf /var/lib/apt/lists/* \
-    && mkdir -p /usr/local/nginx/logs /usr/local/nginx/modules /etc/nginx
-COPY --from=build /out/nginx /usr/local/nginx/sbin/nginx
-COPY --from=build /out/modules/ /usr/local/nginx/modules/
-COPY nginx-conf/ /usr/local/nginx/conf/examples/
+COPY --from=build /libnginx-mod-http-auth-jwt.deb /tmp/
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates /tmp/libnginx-mod-http-auth-jwt.deb \
+    && rm -rf /var/lib/apt/lists/* /tmp/libnginx-mod-http-auth-jwt.deb \
+    && nginx -t
+COPY nginx-conf/ /usr/share/doc/libnginx-mod-http-auth-jwt/examples/
 EXPOSE 8000
 STOPSIGNAL SIGQUIT
-CMD ["/usr/local/nginx/sbin/nginx", "-p", "/usr/local/nginx/", "-c", "/etc/nginx/nginx.conf", "-g", "daemon off;"]
+CMD ["nginx", "-g", "daemon off;"]

@@ -33,3 +33,15 @@ nginx_build_dir() {
     [ -n "$dir" ] || { echo "no nginx binary under target/$profile/build" >&2; return 1; }
     echo "$dir"
 }
+
+# Keeps apt from starting services (Debian's nginx on :80) while a script installs packages:
+# an /usr/sbin/policy-rc.d that exits 101, made if there is none and removed on exit.
+# Call it before ensure_packages in scripts that install nginx.
+hold_services() {
+    [ "$(id -u)" -eq 0 ] || return 0
+    [ -e /usr/sbin/policy-rc.d ] && return 0
+    printf '#!/bin/sh\n# made by %s: no service starts during its installs\nexit 101\n' "$0" \
+        > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+}

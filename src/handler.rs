@@ -11,6 +11,7 @@ use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, HttpModuleServerConf
 
 use core::fmt;
 use std::borrow::Cow;
+use std::cell::Ref;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -322,26 +323,30 @@ fn zone_of(request: &Request) -> Option<&'static ZoneData> {
     HttpAuthJwtModule::main_conf(request)?.zone.get()
 }
 
-/// The key sets usable now: local files, and remote sets that are not too stale.
-/// Local files only (the usual case): the location's own list, with nothing allocated or
-/// cloned per request.
-fn key_sources(lcf: &JwtLocConf, now: i64) -> Cow<'_, [KeySource<'_>]> {
-    if lcf.remote.is_none() {
-        return Cow::Borrowed(&lcf.file_sources);
+/// The key sets usable now: local files, and remote sets that are not too stale. Neither
+/// allocates nor locks: the files' list is made at load, the remote sets are this worker's
+/// snapshot, rebuilt only when a fetch changes them.
+fn key_sources(lcf: &JwtLocConf, now: i64) -> Sources<'_> {
+    match &lcf.remote {
+        None => Sources::Files(&lcf.file_sources),
+        Some(remote) => Sources::Snapshot(lcf.snapshot.get(&lcf.file_sources, remote, now)),
     }
-    let files = lcf.file_sources.iter().cloned();
-    let remote = lcf.remote.iter().flatten().filter_map(|source| {
-        let keys = source.current(now)?;
-        // Keys are back: the next outage is a new state change, logged again.
-        if source.no_keys_logged.load(Ordering::Relaxed) {
-            source.no_keys_logged.store(false, Ordering::Relaxed);
+}
+
+/// A borrowed list of key sources.
+enum Sources<'a> {
+    Files(&'a [KeySource]),
+    Snapshot(Ref<'a, [KeySource]>),
+}
+
+impl core::ops::Deref for Sources<'_> {
+    type Target = [KeySource];
+    fn deref(&self) -> &[KeySource] {
+        match self {
+            Self::Files(files) => files,
+            Self::Snapshot(snapshot) => snapshot,
         }
-        Some(KeySource {
-            keys,
-            issuer: source.issuer(),
-        })
-    });
-    Cow::Owned(files.chain(remote).collect())
+    }
 }
 
 /// An unknown `kid` may be a key the IdP has just rotated in: ask the fetchers to look

@@ -16,9 +16,10 @@ use nginx_sys::{
 /// The kept headers are copied into one fresh part, so the list never holds an empty part
 /// after the first: NGINX's own walkers (proxy, fastcgi, grpc) read `elts[0]` of a part
 /// without checking `nelts`, and would send a stale removed header from an emptied part.
-/// Every pointer NGINX keeps into the list (the `headers_in` fields such as `user_agent`,
-/// and the `next` links between same-name headers) is moved to the copy. Nothing is touched
-/// when no header matches, the usual case. `None` when the pool is exhausted.
+/// Every pointer NGINX keeps into the list is moved to the copy: the `headers_in` fields such
+/// as `user_agent`, and the `next` links between same-name headers (NGINX 1.23 and later) or
+/// the `cookies` and `x_forwarded_for` arrays (NGINX 1.22). Nothing is touched when no header
+/// matches, the usual case. `None` when memory is exhausted.
 pub fn strip(r: &mut ngx_http_request_t, names: &[String]) -> Option<()> {
     if names.is_empty() {
         return Some(());
@@ -44,43 +45,40 @@ pub fn strip(r: &mut ngx_http_request_t, names: &[String]) -> Option<()> {
     if fresh.is_null() {
         return None;
     }
-    // Copy the kept elements, then turn each old element's `next` into a forwarding
-    // pointer: its new address, or NULL for a removed one.
+    // Copy the kept elements; `moved[i]` is the new address of the list's i-th old element,
+    // NULL for a removed one. The old parts stay as they are (and allocated in the pool)
+    // until the list is pointed at the copy, at the end.
+    let mut moved = Vec::new();
+    moved.try_reserve_exact(total).ok()?;
     let mut w = 0;
     // SAFETY: as above; the list's shape does not change until the loop is done.
     for elt in unsafe { elements(list) } {
-        // SAFETY: `elt` is an initialised element of the old parts, which stay allocated in
-        // the pool; `fresh` has room for `kept <= capacity` elements, written in order.
+        // SAFETY: `elt` is an initialised element of the old parts; `fresh` has room for
+        // `kept <= capacity` elements, written in order.
         unsafe {
             if names.iter().any(|n| is_named(&*elt, n)) {
-                (*elt).next = ptr::null_mut();
+                moved.push(ptr::null_mut());
             } else {
-                ptr::copy_nonoverlapping(elt, fresh.add(w), 1);
-                (*elt).next = fresh.add(w);
+                let to = fresh.add(w);
+                ptr::copy_nonoverlapping(elt, to, 1);
+                moved.push(to);
                 w += 1;
             }
         }
     }
-    // Only known headers have a meaningful `next` (NGINX leaves it unset on the others):
-    // follow each known field's chain of same-name headers and translate its links. The
-    // elements of one chain share a name, so they are all kept or all removed.
+    let relocation = Relocation {
+        first: list.part,
+        moved,
+    };
     let base = ptr::addr_of_mut!(r.headers_in).cast::<u8>();
-    // SAFETY: `ngx_http_headers_in` is NGINX's static table of known request headers, ended by
-    // an entry with an empty name; a non-zero `offset` is that of an `ngx_table_elt_t *` field
-    // of `ngx_http_headers_in_t`, NULL or the head of a chain of old elements.
+    // SAFETY: `ngx_http_headers_in` is NGINX's static table of known request headers, ended
+    // by an entry with an empty name; a non-zero `offset` is that of a field of
+    // `ngx_http_headers_in_t` holding pointers into the old list (see `relocate_field`).
     unsafe {
         let mut known = ptr::addr_of!(ngx_http_headers_in).cast::<nginx_sys::ngx_http_header_t>();
         while (*known).name.len != 0 {
             if (*known).offset != 0 {
-                let field = base.add((*known).offset).cast::<*mut ngx_table_elt_t>();
-                *field = forward(*field);
-                let mut h = *field;
-                // A chain holds at most every kept element once.
-                for _ in 0..kept {
-                    let Some(copy) = h.as_mut() else { break };
-                    copy.next = forward(copy.next);
-                    h = copy.next;
-                }
+                relocation.relocate_field(base, (*known).offset, kept);
             }
             known = known.add(1);
         }
@@ -94,16 +92,96 @@ pub fn strip(r: &mut ngx_http_request_t, names: &[String]) -> Option<()> {
     Some(())
 }
 
-/// Where an old element of a list that `strip` rebuilt now lives.
-///
-/// # Safety
-/// `p` is NULL or an old element whose `next` `strip` replaced by its forwarding address.
-unsafe fn forward(p: *mut ngx_table_elt_t) -> *mut ngx_table_elt_t {
-    if p.is_null() {
-        return p;
+/// Where each element of a header list that `strip` is rebuilding went.
+struct Relocation {
+    /// A copy of the list's first old part (the others stay in place, unchanged).
+    first: ngx_list_part_t,
+    /// The new address of the i-th old element (in list order), NULL for a removed one.
+    moved: Vec<*mut ngx_table_elt_t>,
+}
+
+impl Relocation {
+    /// The new address of `p`: NULL for a removed element; `p` itself when it does not point
+    /// into the old list (then it stays valid as it is).
+    fn forward(&self, p: *mut ngx_table_elt_t) -> *mut ngx_table_elt_t {
+        let mut part: *const ngx_list_part_t = &self.first;
+        let mut index = 0;
+        // SAFETY: `part` walks the old parts, unchanged while `self` lives.
+        while let Some(pt) = unsafe { part.as_ref() } {
+            let first = pt.elts.cast::<ngx_table_elt_t>();
+            // Address arithmetic only: nothing is read through `p` here.
+            let offset = (p as usize).wrapping_sub(first as usize) / size_of::<ngx_table_elt_t>();
+            if p as usize >= first as usize && offset < pt.nelts {
+                return self.moved[index + offset];
+            }
+            index += pt.nelts;
+            part = pt.next;
+        }
+        p
     }
-    // SAFETY: per the contract.
-    unsafe { (*p).next }
+
+    /// Moves the pointers of the `headers_in` field at `offset` to the rebuilt list: an
+    /// `ngx_table_elt_t *` heading a chain of same-name headers linked by `next` (at most
+    /// `kept` long; the elements of one chain share a name, so all are kept or all removed).
+    ///
+    /// # Safety
+    /// `base + offset` is a field of the request's `ngx_http_headers_in_t` named by NGINX's
+    /// `ngx_http_headers_in` table, whose pointers are NULL or point at elements of the old
+    /// list or its copies.
+    #[cfg(nginx1_23_0)]
+    unsafe fn relocate_field(&self, base: *mut u8, offset: usize, kept: usize) {
+        // SAFETY: per the contract, an `ngx_table_elt_t *` field; the elements it leads to
+        // are copies `forward` made, each with the `next` copied from its old element.
+        unsafe {
+            let field = base.add(offset).cast::<*mut ngx_table_elt_t>();
+            *field = self.forward(*field);
+            let mut h = *field;
+            for _ in 0..kept {
+                let Some(copy) = h.as_mut() else { break };
+                copy.next = self.forward(copy.next);
+                h = copy.next;
+            }
+        }
+    }
+
+    /// As above for NGINX 1.22: a field is one `ngx_table_elt_t *`, except `cookies` and
+    /// `x_forwarded_for`, arrays of `ngx_table_elt_t *` in which a removed element's entry
+    /// is dropped.
+    ///
+    /// # Safety
+    /// As above.
+    #[cfg(not(nginx1_23_0))]
+    unsafe fn relocate_field(&self, base: *mut u8, offset: usize, _kept: usize) {
+        use core::mem::offset_of;
+        use nginx_sys::{ngx_array_t, ngx_http_headers_in_t};
+        let arrays = [
+            Some(offset_of!(ngx_http_headers_in_t, cookies)),
+            #[cfg(ngx_feature = "http_x_forwarded_for")]
+            Some(offset_of!(ngx_http_headers_in_t, x_forwarded_for)),
+            None,
+        ];
+        // SAFETY: per the contract: an `ngx_array_t` of `ngx_table_elt_t *` at the offsets
+        // of the two array fields (its `elts` NULL while empty), an `ngx_table_elt_t *` at
+        // any other.
+        unsafe {
+            if !arrays.contains(&Some(offset)) {
+                let field = base.add(offset).cast::<*mut ngx_table_elt_t>();
+                *field = self.forward(*field);
+                return;
+            }
+            let array = &mut *base.add(offset).cast::<ngx_array_t>();
+            let entries = array.elts.cast::<*mut ngx_table_elt_t>();
+            let mut w = 0;
+            for i in 0..array.nelts {
+                let to = self.forward(*entries.add(i));
+                if !to.is_null() {
+                    *entries.add(w) = to;
+                    w += 1;
+                }
+            }
+            array.nelts = w;
+        }
+    }
 }
 
 /// The elements of a header list, part by part.
@@ -161,7 +239,10 @@ pub fn add_in(r: &mut ngx_http_request_t, name: &str, lowcase: &str, value: &str
     // SAFETY: `lowcase_key` holds `len` bytes.
     h.hash = unsafe { ngx_hash_key(lowcase_key.data, lowcase_key.len) };
     h.value = value;
-    h.next = ptr::null_mut();
+    #[cfg(nginx1_23_0)]
+    {
+        h.next = ptr::null_mut();
+    }
     Some(())
 }
 
@@ -200,7 +281,10 @@ fn push_out(
         };
         (*h).lowcase_key = ptr::null_mut();
         (*h).value = value;
-        (*h).next = ptr::null_mut();
+        #[cfg(nginx1_23_0)]
+        {
+            (*h).next = ptr::null_mut();
+        }
     }
     Some(h)
 }

@@ -2,12 +2,14 @@
 //! read by the request path without parsing anything.
 #![forbid(unsafe_code)]
 
+use std::cell::{Ref, RefCell};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::fetch::http::TrustedCa;
+use auth_jwt_core::authn::KeySource;
 use auth_jwt_core::directive::SourceArgs;
 use auth_jwt_core::jwt::verify::KeySet;
 use auth_jwt_core::refresh::WAKE_INTERVAL;
@@ -41,6 +43,11 @@ pub struct RemoteSource {
     /// The zone slot, claimed when the zone is initialised.
     pub slot: OnceLock<usize>,
     published: Mutex<Option<Arc<Published>>>,
+    /// Bumped after every change of `published`: a worker's [`Snapshot`] holding another
+    /// value is out of date.
+    changes: AtomicU64,
+    /// `args.url`, shared by the key sources that bind a discovery source's keys to it.
+    issuer: Arc<str>,
     /// Unknown kids seen lately, with when: they do not wake the fetcher twice.
     unknown_kids: Mutex<HashMap<String, i64>>,
     last_wake: AtomicI64,
@@ -55,13 +62,15 @@ impl RemoteSource {
     pub fn new(kind: SourceKind, args: SourceArgs) -> Self {
         Self {
             kind,
-            args,
             ca: OnceLock::new(),
             slot: OnceLock::new(),
             published: Mutex::new(None),
+            changes: AtomicU64::new(0),
+            issuer: Arc::from(args.url.as_str()),
             unknown_kids: Mutex::new(HashMap::new()),
             last_wake: AtomicI64::new(0),
             no_keys_logged: AtomicBool::new(false),
+            args,
         }
     }
 
@@ -70,18 +79,12 @@ impl RemoteSource {
     }
 
     /// The issuer a discovery source binds its keys to.
-    pub fn issuer(&self) -> Option<&str> {
-        (self.kind == SourceKind::Discovery).then_some(self.args.url.as_str())
+    pub fn issuer(&self) -> Option<&Arc<str>> {
+        (self.kind == SourceKind::Discovery).then_some(&self.issuer)
     }
 
     pub fn max_stale(&self) -> Duration {
         self.args.max_stale
-    }
-
-    /// Keys usable at `now`: published and not older than `max_stale`.
-    pub fn current(&self, now: i64) -> Option<Arc<KeySet>> {
-        let published = self.published()?;
-        (now < published.stale_at).then(|| Arc::clone(&published.keys))
     }
 
     pub fn published(&self) -> Option<Arc<Published>> {
@@ -91,6 +94,7 @@ impl RemoteSource {
     /// Replaces the published keys; returns the previous generation's kids.
     pub fn publish(&self, published: Published) -> Option<Vec<String>> {
         let old = self.lock_published().replace(Arc::new(published));
+        self.changes.fetch_add(1, Ordering::Release);
         old.map(|o| o.kids.clone())
     }
 
@@ -105,6 +109,7 @@ impl RemoteSource {
                     stale_at,
                     kids: p.kids.clone(),
                 }));
+                self.changes.fetch_add(1, Ordering::Release);
             }
         }
     }
@@ -147,6 +152,76 @@ impl RemoteSource {
     }
 }
 
+/// A worker's view of a location's key sources (its key files, then the remote sets not too
+/// stale), rebuilt only when a remote source changes or a set it holds goes stale: a request
+/// borrows it, with no lock taken and nothing cloned or allocated.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// `changes` of each remote source when this was built; empty before the first build.
+    seen: Vec<u64>,
+    /// When the first of the remote sets held goes stale.
+    stale_at: i64,
+    sources: Vec<KeySource>,
+}
+
+/// The per-location [`Snapshot`], behind the cell a location configuration holds (requests
+/// of a worker are handled on one thread, one at a time).
+#[derive(Debug, Default)]
+pub struct SnapshotCell(RefCell<Snapshot>);
+
+impl SnapshotCell {
+    /// The key sources usable at `now`: `files` first, then the remote sets not older than
+    /// their `max_stale`.
+    pub fn get(
+        &self,
+        files: &[KeySource],
+        remote: &[Arc<RemoteSource>],
+        now: i64,
+    ) -> Ref<'_, [KeySource]> {
+        let fresh = {
+            let snapshot = self.0.borrow();
+            snapshot.seen.len() == remote.len()
+                && now < snapshot.stale_at
+                && remote
+                    .iter()
+                    .zip(&snapshot.seen)
+                    .all(|(source, &seen)| source.changes.load(Ordering::Acquire) == seen)
+        };
+        if !fresh {
+            *self.0.borrow_mut() = Snapshot::build(files, remote, now);
+        }
+        Ref::map(self.0.borrow(), |s| s.sources.as_slice())
+    }
+}
+
+impl Snapshot {
+    fn build(files: &[KeySource], remote: &[Arc<RemoteSource>], now: i64) -> Self {
+        let mut snapshot = Self {
+            seen: Vec::with_capacity(remote.len()),
+            stale_at: i64::MAX,
+            sources: files.to_vec(),
+        };
+        for source in remote {
+            // Read before the keys: a publish in between makes the next request rebuild.
+            snapshot.seen.push(source.changes.load(Ordering::Acquire));
+            let Some(published) = source.published() else {
+                continue;
+            };
+            if now >= published.stale_at {
+                continue;
+            }
+            snapshot.stale_at = snapshot.stale_at.min(published.stale_at);
+            snapshot.sources.push(KeySource {
+                keys: Arc::clone(&published.keys),
+                issuer: source.issuer().cloned(),
+            });
+            // Keys are back: the next outage is a new state change, logged again.
+            source.no_keys_logged.store(false, Ordering::Relaxed);
+        }
+        snapshot
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -161,27 +236,68 @@ mod tests {
         RemoteSource::new(SourceKind::Jwks, args)
     }
 
+    fn published(generation: u64, stale_at: i64) -> Published {
+        Published {
+            generation,
+            keys: Arc::new(KeySet::default()),
+            stale_at,
+            kids: vec!["a".into()],
+        }
+    }
+
+    /// How many sets the snapshot holds at `now`.
+    fn held(cell: &SnapshotCell, s: &Arc<RemoteSource>, now: i64) -> usize {
+        cell.get(&[], std::slice::from_ref(s), now).len()
+    }
+
     #[test]
     fn keys_expire_after_max_stale() {
-        let s = source();
-        assert!(s.current(0).is_none());
-        s.publish(Published {
-            generation: 1,
-            keys: Arc::new(KeySet::default()),
-            stale_at: 150,
-            kids: vec!["a".into()],
-        });
-        assert!(s.current(149).is_some());
-        assert!(s.current(150).is_none());
+        let s = Arc::new(source());
+        let cell = SnapshotCell::default();
+        assert_eq!(held(&cell, &s, 0), 0);
+        s.publish(published(1, 150));
+        assert_eq!(held(&cell, &s, 149), 1, "a publish is seen at once");
+        assert_eq!(held(&cell, &s, 150), 0, "stale at max_stale");
         s.refresh_stale_at(300);
-        assert!(s.current(299).is_some());
-        let old = s.publish(Published {
-            generation: 2,
-            keys: Arc::new(KeySet::default()),
-            stale_at: 400,
-            kids: vec![],
-        });
+        assert_eq!(
+            held(&cell, &s, 299),
+            1,
+            "a revalidation extends the keys' life"
+        );
+        let old = s.publish(published(2, 400));
         assert_eq!(old, Some(vec!["a".to_string()]));
+    }
+
+    #[test]
+    fn the_snapshot_is_reused_until_a_source_changes() {
+        let s = Arc::new(source());
+        let cell = SnapshotCell::default();
+        s.publish(published(1, 1000));
+        let first = cell.get(&[], std::slice::from_ref(&s), 10).as_ptr();
+        let again = cell.get(&[], std::slice::from_ref(&s), 20).as_ptr();
+        assert_eq!(
+            first, again,
+            "unchanged: the same snapshot, nothing rebuilt"
+        );
+        let keys =
+            |cell: &SnapshotCell| Arc::clone(&cell.get(&[], std::slice::from_ref(&s), 30)[0].keys);
+        let before = keys(&cell);
+        s.publish(published(2, 1000));
+        assert!(
+            !Arc::ptr_eq(&before, &keys(&cell)),
+            "a new generation is picked up"
+        );
+    }
+
+    #[test]
+    fn discovery_keys_are_bound_to_their_issuer() {
+        let mut args = source().args;
+        args.url = "https://issuer.example".into();
+        let s = Arc::new(RemoteSource::new(SourceKind::Discovery, args));
+        s.publish(published(1, 1000));
+        let cell = SnapshotCell::default();
+        let sources = cell.get(&[], std::slice::from_ref(&s), 0);
+        assert_eq!(sources[0].issuer.as_deref(), Some("https://issuer.example"));
     }
 
     #[test]
@@ -201,6 +317,6 @@ mod tests {
         let mut s = source();
         assert_eq!(s.issuer(), None);
         s.kind = SourceKind::Discovery;
-        assert_eq!(s.issuer(), Some("https://idp.example/jwks"));
+        assert_eq!(s.issuer().map(|i| &**i), Some("https://idp.example/jwks"));
     }
 }

@@ -5,8 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::harness::keys;
-use crate::harness::nginx::NGINX_BIN;
-use crate::harness::prefix::module_path;
+use crate::harness::prefix::{installed_modules, load_line, module_path, nginx_bin, nginx_version};
 
 /// Key files the examples name, relative to their configuration directory.
 fn write_keys(conf: &Path) {
@@ -66,14 +65,17 @@ fn every_example_passes_nginx_t() {
         for sub in ["conf", "logs", "modules"] {
             fs::create_dir_all(prefix.join(sub)).unwrap();
         }
-        fs::copy(&example, prefix.join("conf/nginx.conf")).unwrap();
-        std::os::unix::fs::symlink(
-            module_path(),
-            prefix.join("modules/ngx_http_auth_jwt_module.so"),
-        )
-        .unwrap();
+        let conf = fs::read_to_string(&example).unwrap();
+        fs::write(prefix.join("conf/nginx.conf"), for_nginx_under_test(&conf)).unwrap();
+        if installed_modules().is_none() {
+            std::os::unix::fs::symlink(
+                module_path(),
+                prefix.join("modules/ngx_http_auth_jwt_module.so"),
+            )
+            .unwrap();
+        }
         write_keys(&prefix.join("conf"));
-        let out = Command::new(NGINX_BIN)
+        let out = Command::new(nginx_bin())
             .arg("-p")
             .arg(&prefix)
             .args(["-c", "conf/nginx.conf", "-t", "-q"])
@@ -92,6 +94,36 @@ fn every_example_passes_nginx_t() {
         );
         fs::remove_dir_all(&prefix).unwrap();
     }
+}
+
+/// An example as the NGINX under test takes it: its `load_module` line replaced by the one
+/// that loads the module under test, and, before NGINX 1.25.1, `http2 on;` written the old
+/// way, as a parameter of the server's `listen` lines (the edit README gives for 1.22).
+fn for_nginx_under_test(conf: &str) -> String {
+    let conf = conf.replace(
+        "load_module modules/ngx_http_auth_jwt_module.so;",
+        &load_line(),
+    );
+    if nginx_version() >= (1, 25, 1) {
+        return conf;
+    }
+    let mut lines: Vec<String> = Vec::new();
+    for line in conf.lines() {
+        if !line.trim_start().starts_with("http2 on;") {
+            lines.push(line.to_owned());
+            continue;
+        }
+        // The `listen` lines of this server come before it, after its `server {`.
+        for prev in lines.iter_mut().rev() {
+            if prev.trim_start().starts_with("server") {
+                break;
+            }
+            if prev.trim_start().starts_with("listen ") {
+                *prev = prev.replacen(';', " http2;", 1);
+            }
+        }
+    }
+    lines.join("\n") + "\n"
 }
 
 fn tempdir(example: &Path) -> std::path::PathBuf {

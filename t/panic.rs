@@ -1,6 +1,10 @@
 //! Tests for auth_jwt: a panic in the module never crosses into NGINX.
 
+use crate::harness::prefix::skip_with_installed_module;
 use crate::harness::{Jwt, Nginx};
+
+/// Why these tests cannot run against an installed module.
+const NO_TEST_PANIC: &str = "a release build without the `test-panic` feature they trigger";
 
 const CONF: &str = r#"
     server {
@@ -18,6 +22,12 @@ const CONF: &str = r#"
 /// worker goes on serving.
 #[test]
 fn a_panic_answers_500_logs_alert_and_the_worker_lives() {
+    if skip_with_installed_module(
+        "a_panic_answers_500_logs_alert_and_the_worker_lives",
+        NO_TEST_PANIC,
+    ) {
+        return;
+    }
     let nginx = Nginx::http(CONF)
         .allow_log("bug: panic caught at the NGINX boundary")
         .start();
@@ -52,6 +62,12 @@ fn a_panic_answers_500_logs_alert_and_the_worker_lives() {
 /// fails with the `[alert]` and no crash.
 #[test]
 fn a_panic_while_loading_the_configuration_fails_nginx_t_cleanly() {
+    if skip_with_installed_module(
+        "a_panic_while_loading_the_configuration_fails_nginx_t_cleanly",
+        NO_TEST_PANIC,
+    ) {
+        return;
+    }
     for site in [
         "preconfiguration",
         "postconfiguration",
@@ -84,6 +100,12 @@ fn a_panic_while_loading_the_configuration_fails_nginx_t_cleanly() {
 /// In a worker: the request-time boundaries answer 500 or skip the value, the worker lives.
 #[test]
 fn a_panic_in_a_request_time_boundary_keeps_the_worker() {
+    if skip_with_installed_module(
+        "a_panic_in_a_request_time_boundary_keeps_the_worker",
+        NO_TEST_PANIC,
+    ) {
+        return;
+    }
     let conf = CONF.replace(
         "proxy_pass {{upstream}};",
         "auth_jwt_identity_header X-User-Id sub;\n            proxy_set_header X-Jwt-Sub $jwt_claim_sub;\n            proxy_pass {{upstream}};",
@@ -112,6 +134,9 @@ fn a_panic_in_a_request_time_boundary_keeps_the_worker() {
 /// keys), one in the fetcher's log timer or in `exit_process` is logged and nothing crashes.
 #[test]
 fn a_panic_in_a_worker_hook_is_contained() {
+    if skip_with_installed_module("a_panic_in_a_worker_hook_is_contained", NO_TEST_PANIC) {
+        return;
+    }
     let idp = crate::harness::idp::Idp::start();
     let conf = CONF.replace(
         "auth_jwt_key_file {{keys}}/jwks.json;",

@@ -4,13 +4,12 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
-
 use crate::cache::TokenCache;
 
 use crate::jwt::alg::{Alg, AlgSet};
-use crate::jwt::claims::{self, ClaimRules};
+use crate::jwt::claims::{self, ClaimRules, Registered, Spans, Text};
 use crate::jwt::error::VerifyError;
+use crate::jwt::json::LazyJson;
 use crate::jwt::token;
 use crate::jwt::verify::KeySet;
 
@@ -30,12 +29,16 @@ pub struct Policy<'a> {
 pub struct Verified {
     pub alg: Alg,
     pub kid: Option<String>,
-    pub header: Map<String, Value>,
-    pub claims: Map<String, Value>,
+    /// The header's members (a map, built on first use).
+    pub header: LazyJson,
+    /// The payload's members (a map, built on first use: variables, identity headers).
+    pub claims: LazyJson,
     /// `exp` and `nbf` of `claims`, read once.
     pub times: claims::Times,
     /// The decoded payload, for `$jwt_payload`.
     pub payload: String,
+    /// Where `iss` and `aud` are in `payload`, for the checks of later cache hits.
+    spans: Spans,
 }
 
 /// A refused token, with what the log line may say about it.
@@ -60,16 +63,16 @@ impl From<VerifyError> for Denial {
 /// One set of keys a location trusts, with the issuer its keys are bound to (keys from an
 /// OpenID Provider's discovery verify only that provider's tokens).
 #[derive(Debug, Clone)]
-pub struct KeySource<'a> {
+pub struct KeySource {
     pub keys: Arc<KeySet>,
-    pub issuer: Option<&'a str>,
+    pub issuer: Option<Arc<str>>,
 }
 
 /// Verifies `token` against `sources` under `policy` at time `now` (seconds since the
 /// epoch); returns what it verified and the key set that verified it.
 pub fn authenticate(
     token: &[u8],
-    sources: &[KeySource<'_>],
+    sources: &[KeySource],
     policy: &Policy<'_>,
     now: i64,
 ) -> Result<(Verified, Arc<KeySet>), Denial> {
@@ -90,23 +93,27 @@ pub fn authenticate(
     } else {
         None
     };
-    let iss = early
-        .as_ref()
-        .and_then(|p| p.claims.get("iss"))
-        .and_then(Value::as_str);
-    let keys = verify_any(&parsed, iss, sources, policy.algorithms).map_err(denial)?;
+    let iss = early.as_ref().map(token::Payload::registered);
+    let iss = match iss.as_ref().map(Registered::iss) {
+        Some(Text::Is(iss)) => Some(iss),
+        _ => None,
+    };
+    let keys = verify_any(&parsed, iss.as_deref(), sources, policy.algorithms).map_err(denial)?;
+    drop(iss);
     let payload = match early {
         Some(payload) => payload,
         None => parsed.payload().map_err(denial)?,
     };
-    claims::check(&payload.claims, &policy.claims, now).map_err(denial)?;
+    let times = claims::check_times(&payload.registered(), &policy.claims, now).map_err(denial)?;
+    let token::Payload { claims, spans } = payload;
     let verified = Verified {
         alg: parsed.alg,
         kid: parsed.kid,
         header: parsed.header,
-        times: claims::Times::of(&payload.claims),
-        claims: payload.claims,
-        payload: payload.json,
+        times,
+        payload: claims.text().to_owned(),
+        claims,
+        spans,
     };
     Ok((verified, keys))
 }
@@ -118,12 +125,12 @@ pub fn authenticate(
 fn verify_any(
     token: &token::Token<'_>,
     iss: Option<&str>,
-    sources: &[KeySource<'_>],
+    sources: &[KeySource],
     allowed: AlgSet,
 ) -> Result<Arc<KeySet>, VerifyError> {
     let mut refusal = None;
     for source in sources {
-        if source.issuer.is_some() && source.issuer != iss {
+        if source.issuer.is_some() && source.issuer.as_deref() != iss {
             refusal.get_or_insert(VerifyError::IssuerMismatch);
             continue;
         }
@@ -164,7 +171,7 @@ pub enum Lookup {
 /// validity with them.
 pub fn authenticate_cached(
     token: &[u8],
-    sources: &[KeySource<'_>],
+    sources: &[KeySource],
     policy: &Policy<'_>,
     now: i64,
     cache: &mut Cache,
@@ -203,7 +210,8 @@ fn recheck(verified: &Verified, policy: &Policy<'_>, now: i64) -> Result<(), Den
     if !policy.algorithms.contains(verified.alg) {
         return Err(denial(VerifyError::AlgNotAllowed(verified.alg)));
     }
-    claims::check_with(&verified.claims, verified.times, &policy.claims, now).map_err(denial)
+    let registered = verified.spans.of(&verified.payload);
+    claims::check_with(&registered, verified.times, &policy.claims, now).map_err(denial)
 }
 
 /// Makes attacker-chosen text (a `kid`) safe for one log line: printable ASCII only, quotes
@@ -270,7 +278,7 @@ mod tests {
         assert_eq!(err.error, VerifyError::BadSignature);
         let bound = vec![KeySource {
             keys: Arc::clone(&unbound[0].keys),
-            issuer: Some("joe"),
+            issuer: Some("joe".into()),
         }];
         let err = authenticate(forged.as_bytes(), &bound, &policy, 0).unwrap_err();
         assert_eq!(
@@ -284,7 +292,7 @@ mod tests {
         }
     }
 
-    fn hs256_keys() -> Vec<KeySource<'static>> {
+    fn hs256_keys() -> Vec<KeySource> {
         let jwks = format!(r#"{{"keys":[{{"kty":"oct","k":"{HS256_K}"}}]}}"#);
         let keys = Arc::new(jwks::parse_jwks(jwks.as_bytes()).unwrap().keys);
         vec![KeySource { keys, issuer: None }]
@@ -350,7 +358,7 @@ mod tests {
         let bound = |issuer| {
             vec![KeySource {
                 keys: Arc::clone(&keys),
-                issuer: Some(issuer),
+                issuer: Some(Arc::from(issuer)),
             }]
         };
         let now = EXP - 10;

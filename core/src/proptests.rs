@@ -250,7 +250,7 @@ proptest! {
     }
 }
 
-fn hs256_sources() -> Vec<KeySource<'static>> {
+fn hs256_sources() -> Vec<KeySource> {
     let jwks = format!(r#"{{"keys":[{{"kty":"oct","k":"{HS256_K}"}}]}}"#);
     let keys = Arc::new(jwks::parse_jwks(jwks.as_bytes()).expect("jwks").keys);
     vec![KeySource { keys, issuer: None }]

@@ -6,10 +6,13 @@
 //!   makes of it (numbers as their text: both sides use `arbitrary_precision`); a document
 //!   serde_json accepts as an object is refused only for a limit, a duplicate member or the
 //!   reserved member name, and one it refuses is refused;
-//! - `header_value` passes no control character and nothing over 4096 bytes.
+//! - `header_value` passes no control character and nothing over 4096 bytes;
+//! - `scan::scan_object` (the request path's parser, which builds no tree) answers exactly as
+//!   `parse_object`, same error included, and its member spans read back as the map's values.
 #![no_main]
 
 use auth_jwt_core::jwt::json::{parse_object, JsonError, Limits};
+use auth_jwt_core::jwt::scan::{array_items, scan_object, Span};
 use libfuzzer_sys::fuzz_target;
 use ngx_http_auth_jwt_module_fuzz::fixture;
 use serde_json::Value;
@@ -49,11 +52,52 @@ fn measure(value: &Value) -> (usize, usize) {
     }
 }
 
+/// The scanner agrees with `parse_object` under `limits`.
+fn check_scan(
+    data: &[u8],
+    limits: Limits,
+    parsed: &Result<serde_json::Map<String, Value>, JsonError>,
+) {
+    let mut members: Vec<(Vec<u8>, Span)> = Vec::new();
+    let scanned = scan_object(data, limits, |k, v| members.push((k.to_vec(), v)));
+    assert_eq!(
+        scanned,
+        parsed.as_ref().map(|_| ()).map_err(|e| *e),
+        "{limits:?}"
+    );
+    let Ok(map) = parsed else {
+        return;
+    };
+    let text = std::str::from_utf8(data).expect("an accepted document is utf-8");
+    assert_eq!(members.len(), map.len());
+    for (key, span) in members {
+        let key = String::from_utf8(key).expect("member names are utf-8");
+        let value = &map[&key];
+        let own: Value = serde_json::from_str(span.text(text)).expect("a span is json");
+        assert_eq!(&own, value, "{key}");
+        match value {
+            Value::String(s) => assert_eq!(span.string(text).as_deref(), Some(s.as_str())),
+            _ => assert!(span.string(text).is_none()),
+        }
+        if let Value::Array(items) = value {
+            let array = span.text(text);
+            let spans: Vec<Span> = array_items(array).collect();
+            assert_eq!(spans.len(), items.len());
+            for (s, item) in spans.iter().zip(items) {
+                let v: Value = serde_json::from_str(s.text(array)).expect("an item is json");
+                assert_eq!(&v, item);
+            }
+        }
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     // serde_json's own recursion limit (128) keeps the reference parser safe.
     let reference = serde_json::from_slice::<Value>(data);
     for limits in LIMITS {
-        match parse_object(data, limits) {
+        let parsed = parse_object(data, limits);
+        check_scan(data, limits, &parsed);
+        match parsed {
             Ok(map) => {
                 let value = Value::Object(map);
                 let (depth, members) = measure(&value);

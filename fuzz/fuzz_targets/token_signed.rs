@@ -6,11 +6,13 @@
 //! - a token that parses, whose `alg` is the one signed with and whose `kid` names the
 //!   signing key (or is absent), verifies: the verifier checks exactly the bytes signed;
 //! - claim values render to identity headers only without control characters and within
-//!   4096 bytes.
+//!   4096 bytes;
+//! - the scanned header and payload are what the strict parser makes of them, and the claim
+//!   rules answer alike on the map and on the scanned text.
 #![no_main]
 
 use auth_jwt_core::jwt::alg::{Alg, AlgSet};
-use auth_jwt_core::jwt::{claims, token};
+use auth_jwt_core::jwt::{claims, json, token};
 use libfuzzer_sys::fuzz_target;
 use ngx_http_auth_jwt_module_fuzz::fixture::{self, b64, NOW};
 
@@ -42,10 +44,18 @@ fuzz_target!(|data: &[u8]| {
             "correctly signed token refused: {verified:?}"
         );
     }
+    // The header scanned; its map (built on demand) is the strict parser's.
+    let header = json::parse_object(parsed.header.text().as_bytes(), token::HEADER_LIMITS);
+    assert_eq!(header.as_ref(), Ok(&*parsed.header));
     if let (true, Ok(payload)) = (verified.is_ok(), parsed.payload()) {
-        let _ = claims::check(&payload.claims, &fixture::rules(), NOW);
-        let _ = claims::check(&payload.claims, &fixture::rules(), i64::MAX);
-        let _ = claims::check(&payload.claims, &fixture::rules(), i64::MIN);
+        let map = json::parse_object(payload.json().as_bytes(), token::PAYLOAD_LIMITS);
+        assert_eq!(map.as_ref(), Ok(&*payload.claims));
+        // The claim rules answer alike on the map and on the scanned text.
+        for now in [NOW, i64::MAX, i64::MIN] {
+            let by_map = claims::check(&*payload.claims, &fixture::rules(), now);
+            let by_text = claims::check(&payload.registered(), &fixture::rules(), now);
+            assert_eq!(by_map, by_text);
+        }
         for value in payload.claims.values().chain(parsed.header.values()) {
             fixture::check_identity(value);
         }

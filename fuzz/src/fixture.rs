@@ -161,7 +161,7 @@ impl Fixture {
         }
     }
 
-    pub fn sources(&self) -> Vec<KeySource<'static>> {
+    pub fn sources(&self) -> Vec<KeySource> {
         vec![KeySource {
             keys: Arc::clone(&self.keys),
             issuer: None,

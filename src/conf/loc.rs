@@ -6,7 +6,7 @@ use nginx_sys::{ngx_flag_t, time_t, NGX_CONF_UNSET};
 
 use super::ext::ComplexValue;
 use crate::fetch::http::TrustedCa;
-use crate::keys::RemoteSource;
+use crate::keys::{RemoteSource, SnapshotCell};
 use crate::revocation::RevocationConf;
 use crate::variables::PathVar;
 use crate::zone::ZoneRef;
@@ -100,7 +100,7 @@ pub struct JwtLocConf {
     pub mode: Option<Mode>,
     pub keys: Option<Arc<KeySet>>,
     /// `keys` as the request path takes them, made once at merge.
-    pub file_sources: Vec<KeySource<'static>>,
+    pub file_sources: Vec<KeySource>,
     pub leeway: time_t,
     pub require_exp: ngx_flag_t,
     pub max_size: usize,
@@ -111,6 +111,8 @@ pub struct JwtLocConf {
     pub identity: Option<Vec<IdentityHeader>>,
     /// `auth_jwt_key_uri` and `auth_jwt_discovery` sources.
     pub remote: Option<Vec<Arc<RemoteSource>>>,
+    /// This worker's view of `file_sources` and `remote`, for the request path.
+    pub snapshot: SnapshotCell,
     /// `auth_jwt_trusted_certificate`, read and parsed when the directive is.
     pub trusted_certificate: Option<Arc<TrustedCa>>,
     pub fail_mode: Option<FailMode>,
@@ -135,6 +137,7 @@ impl Default for JwtLocConf {
             requires: None,
             identity: None,
             remote: None,
+            snapshot: SnapshotCell::default(),
             trusted_certificate: None,
             fail_mode: None,
             scope: None,

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::thread;
 
-use super::prefix::free_port;
+use super::prefix::{free_port, load_line, nginx_version};
 
 /// Request headers the echo upstream reports, one `name: value` line each.
 pub const ECHO_HEADERS: &[&str] = &[
@@ -119,7 +119,8 @@ impl NginxBuilder {
             out.push_str(&format!("env {name};\n"));
         }
         if spec.module {
-            out.push_str("load_module modules/ngx_http_auth_jwt_module.so;\n");
+            out.push_str(&load_line());
+            out.push('\n');
         }
         let echo = self.echo_server(ports);
         match spec.mode {
@@ -179,7 +180,20 @@ fn vars(ports: &Ports, prefix: &Path, echo: &str) -> Vec<(String, String)> {
     for (i, port) in ports.extra.iter().enumerate() {
         vars.push((format!("port{}", i + 2), port.to_string()));
     }
+    if let Some(port3) = ports.extra.get(1) {
+        vars.push(("listen_h2".to_owned(), listen_h2(*port3)));
+    }
     vars
+}
+
+/// `{{listen_h2}}`: a cleartext HTTP/2 listener on `{{port3}}`, in the syntax of the NGINX
+/// under test (`http2 on;` came with 1.25.1; before, `listen ... http2`).
+fn listen_h2(port: u16) -> String {
+    if nginx_version() >= (1, 25, 1) {
+        format!("listen 127.0.0.1:{port};\n        http2 on;")
+    } else {
+        format!("listen 127.0.0.1:{port} http2;")
+    }
 }
 
 /// Ports handed to one NGINX: `{{port}}`, `{{upstream_port}}`, and `{{port2}}`/`{{port3}}` when used.
@@ -192,8 +206,11 @@ pub(super) struct Ports {
 
 impl Ports {
     pub(super) fn allocate(template: &str) -> Self {
+        // `{{listen_h2}}` listens on `{{port3}}`, so it needs `{{port2}}` too (the extra
+        // ports are handed out in order).
+        let h2 = template.contains("{{listen_h2}}");
         let extra = (2..=3)
-            .filter(|i| template.contains(&format!("{{{{port{i}}}}}")))
+            .filter(|i| h2 || template.contains(&format!("{{{{port{i}}}}}")))
             .map(|_| free_port())
             .collect();
         Self {

@@ -11,11 +11,8 @@ use std::time::{Duration, Instant};
 use super::config::{Mode, NginxBuilder, Ports};
 use super::http::Request;
 use super::keys::keys;
-use super::prefix::{module_path, Prefix};
+use super::prefix::{installed_modules, module_path, nginx_bin, Prefix};
 use super::text::{numbered, BAD_LOG};
-
-/// The NGINX binary built from the vendored source.
-pub const NGINX_BIN: &str = concat!(env!("NGX_AUTH_JWT_BUILD_DIR"), "/nginx");
 
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -147,7 +144,7 @@ impl Nginx {
     pub(super) fn write_static_files(&self) {
         let dir = &self.prefix.path;
         fs::write(dir.join("html/index.html"), "index\n").expect("write index.html");
-        if self.spec.module {
+        if self.spec.module && installed_modules().is_none() {
             let module = module_path();
             let link = dir.join("modules/ngx_http_auth_jwt_module.so");
             if std::os::unix::fs::symlink(module, &link).is_err() {
@@ -191,7 +188,7 @@ impl Nginx {
     pub(super) fn run_nginx(&self, extra: &[&str], timeout: Duration) -> (Option<i32>, String) {
         let out_path = self.prefix.path.join("logs/cmd.stderr");
         let err = File::create(&out_path).expect("create cmd.stderr");
-        let mut child = Command::new(NGINX_BIN)
+        let mut child = Command::new(nginx_bin())
             .args(extra)
             .args(self.nginx_args())
             .envs(self.spec.env.iter().map(|(n, v)| (n, v)))
@@ -199,7 +196,7 @@ impl Nginx {
             .stdout(err.try_clone().expect("dup"))
             .stderr(err)
             .spawn()
-            .unwrap_or_else(|e| panic!("run {NGINX_BIN}: {e}"));
+            .unwrap_or_else(|e| panic!("run {}: {e}", nginx_bin()));
         let status = wait_child(&mut child, timeout);
         if status.is_none() {
             let _ = child.kill();
@@ -217,14 +214,14 @@ impl Nginx {
             .append(true)
             .open(logs.join("stderr"))
             .expect("stderr file");
-        let child = Command::new(NGINX_BIN)
+        let child = Command::new(nginx_bin())
             .args(self.nginx_args())
             .envs(self.spec.env.iter().map(|(n, v)| (n, v)))
             .stdin(Stdio::null())
             .stdout(stderr.try_clone().expect("dup"))
             .stderr(stderr)
             .spawn()
-            .unwrap_or_else(|e| panic!("run {NGINX_BIN}: {e}"));
+            .unwrap_or_else(|e| panic!("run {}: {e}", nginx_bin()));
         let pid = child.id();
         self.child = Some(child);
         let deadline = Instant::now() + START_TIMEOUT;

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 use std::fs;
+use std::io::Write as _;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -82,6 +83,72 @@ impl Drop for Prefix {
             let _ = fs::remove_dir_all(&self.path);
         }
     }
+}
+
+/// The NGINX binary under test: `AUTH_JWT_T_NGINX` (e.g. Debian's `/usr/sbin/nginx`), else
+/// the one the vendored build made.
+pub fn nginx_bin() -> &'static str {
+    static BIN: OnceLock<String> = OnceLock::new();
+    BIN.get_or_init(|| {
+        std::env::var("AUTH_JWT_T_NGINX")
+            .unwrap_or_else(|_| concat!(env!("NGX_AUTH_JWT_BUILD_DIR"), "/nginx").to_owned())
+    })
+}
+
+/// `AUTH_JWT_T_MODULES`: a directory of `load_module` snippets, such as Debian's
+/// `/etc/nginx/modules-enabled`, that the generated configurations `include` to load an
+/// installed module (a package's), instead of `load_module` of the module this build made.
+pub fn installed_modules() -> Option<&'static Path> {
+    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    DIR.get_or_init(|| std::env::var_os("AUTH_JWT_T_MODULES").map(PathBuf::from))
+        .as_deref()
+}
+
+/// The main-context line that loads the module under test.
+pub fn load_line() -> String {
+    match installed_modules() {
+        Some(dir) => format!("include {}/*.conf;", dir.display()),
+        None => "load_module modules/ngx_http_auth_jwt_module.so;".to_owned(),
+    }
+}
+
+/// True, after printing why, when the module under test is an installed one: a test that
+/// needs this build's module (its `test-panic` feature) cannot apply.
+pub fn skip_with_installed_module(test: &str, why: &str) -> bool {
+    let Some(dir) = installed_modules() else {
+        return false;
+    };
+    // Straight to the process's stderr: libtest captures `eprintln!` of passing tests.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: the module under test is the installed one ({}), {why}",
+        dir.display()
+    );
+    true
+}
+
+/// The version of the NGINX under test (`nginx -v`), as (major, minor, patch).
+pub fn nginx_version() -> (u32, u32, u32) {
+    static VERSION: OnceLock<(u32, u32, u32)> = OnceLock::new();
+    *VERSION.get_or_init(|| {
+        let text = nginx_version_text();
+        let mut parts = text.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+        let mut next = || parts.next().unwrap_or(0);
+        (next(), next(), next())
+    })
+}
+
+/// `1.28.3`: what `nginx -v` reports after `nginx/`.
+pub fn nginx_version_text() -> String {
+    let out = Command::new(nginx_bin())
+        .arg("-v")
+        .output()
+        .unwrap_or_else(|e| panic!("{} -v: {e}", nginx_bin()));
+    let text = String::from_utf8_lossy(&out.stderr);
+    text.trim()
+        .rsplit_once("nginx/")
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_else(|| panic!("unexpected nginx -v output {text:?}"))
 }
 
 /// The module built by cargo for this test executable's profile, built on first use so that

@@ -14,7 +14,6 @@ mod status;
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::PathBuf;
-use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
@@ -22,7 +21,6 @@ use serde_json::{json, Value};
 
 use crate::harness::idp::{Idp, JWKS_PATH};
 use crate::harness::mint::b64_decode;
-use crate::harness::nginx::NGINX_BIN;
 use crate::harness::poll_until;
 use crate::harness::prefix::free_port;
 use crate::harness::{keys, now, Jwt, Nginx, Request};
@@ -538,13 +536,5 @@ pub(crate) fn kids_of(jwks: &[Value]) -> Vec<String> {
 
 /// The NGINX version the binary reports (`nginx -v`).
 pub(crate) fn nginx_version() -> String {
-    let out = Command::new(NGINX_BIN)
-        .arg("-v")
-        .output()
-        .expect("nginx -v");
-    let text = String::from_utf8_lossy(&out.stderr);
-    text.trim()
-        .rsplit_once("nginx/")
-        .map(|(_, v)| v.to_owned())
-        .unwrap_or_else(|| panic!("unexpected nginx -v output {text:?}"))
+    crate::harness::prefix::nginx_version_text()
 }

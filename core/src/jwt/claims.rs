@@ -1,9 +1,12 @@
 //! Registered-claim checks (RFC 7519 §4.1): `exp`, `nbf` with leeway, `iss`, `aud`.
 #![forbid(unsafe_code)]
 
-use serde_json::{Map, Number, Value};
+use std::borrow::Cow;
+
+use serde_json::{Map, Value};
 
 use super::error::VerifyError;
+use super::scan::{self, Kind, Span};
 
 /// What the configuration asks of a token's claims.
 #[derive(Clone, Copy, Debug)]
@@ -18,16 +21,168 @@ pub struct ClaimRules<'a> {
     pub audiences: &'a [String],
 }
 
+/// The registered claims of one token, as the rules read them: from a `serde_json` map, or
+/// from the spans [`Spans`] recorded while scanning the payload's text (the request path).
+pub trait Registered {
+    /// `exp` or `nbf` in whole seconds: `Ok(None)` when absent, `Err` when not a number.
+    fn numeric_date(&self, name: &str) -> Result<Option<i64>, WrongType>;
+    /// `iss`.
+    fn iss(&self) -> Text<'_>;
+    /// Whether `aud` (a string or an array of strings) names one of `accepted`: `Ok(None)`
+    /// when absent, `Err` when it is neither.
+    fn aud(&self, accepted: &[String]) -> Result<Option<bool>, WrongType>;
+}
+
+/// A registered claim present with the wrong JSON type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WrongType;
+
+/// A claim that should be a string.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Text<'a> {
+    Absent,
+    NotString,
+    Is(Cow<'a, str>),
+}
+
+impl Registered for Map<String, Value> {
+    fn numeric_date(&self, name: &str) -> Result<Option<i64>, WrongType> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(Value::Number(n)) => seconds(n.as_str()).map(Some).ok_or(WrongType),
+            Some(_) => Err(WrongType),
+        }
+    }
+
+    fn iss(&self) -> Text<'_> {
+        match self.get("iss") {
+            None => Text::Absent,
+            Some(Value::String(s)) => Text::Is(Cow::Borrowed(s)),
+            Some(_) => Text::NotString,
+        }
+    }
+
+    fn aud(&self, accepted: &[String]) -> Result<Option<bool>, WrongType> {
+        match self.get("aud") {
+            None => Ok(None),
+            Some(Value::String(aud)) => Ok(Some(accepted.contains(aud))),
+            Some(Value::Array(items)) => {
+                let mut found = false;
+                for item in items {
+                    let Value::String(aud) = item else {
+                        return Err(WrongType);
+                    };
+                    found |= accepted.contains(aud);
+                }
+                Ok(Some(found))
+            }
+            Some(_) => Err(WrongType),
+        }
+    }
+}
+
+/// Where the registered claims are in a payload's text, recorded by the scan that validated
+/// it ([`Spans::record`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Spans {
+    exp: Option<Span>,
+    nbf: Option<Span>,
+    iss: Option<Span>,
+    aud: Option<Span>,
+}
+
+impl Spans {
+    /// Notes a top-level member of the payload, if it is a registered claim the rules read.
+    pub fn record(&mut self, name: &[u8], value: Span) {
+        let slot = match name {
+            b"exp" => &mut self.exp,
+            b"nbf" => &mut self.nbf,
+            b"iss" => &mut self.iss,
+            b"aud" => &mut self.aud,
+            _ => return,
+        };
+        *slot = Some(value);
+    }
+
+    /// The claims of `payload`, the text these spans were recorded from.
+    pub fn of<'a>(&'a self, payload: &'a str) -> RawClaims<'a> {
+        RawClaims {
+            text: payload,
+            spans: self,
+        }
+    }
+}
+
+/// A scanned payload's registered claims, read from its text.
+#[derive(Clone, Copy, Debug)]
+pub struct RawClaims<'a> {
+    text: &'a str,
+    spans: &'a Spans,
+}
+
+impl Registered for RawClaims<'_> {
+    fn numeric_date(&self, name: &str) -> Result<Option<i64>, WrongType> {
+        let span = match name {
+            "exp" => self.spans.exp,
+            "nbf" => self.spans.nbf,
+            _ => None,
+        };
+        match span {
+            None => Ok(None),
+            Some(s) if s.kind == Kind::Number => {
+                seconds(s.text(self.text)).map(Some).ok_or(WrongType)
+            }
+            Some(_) => Err(WrongType),
+        }
+    }
+
+    fn iss(&self) -> Text<'_> {
+        match self.spans.iss {
+            None => Text::Absent,
+            Some(s) => s.string(self.text).map_or(Text::NotString, Text::Is),
+        }
+    }
+
+    fn aud(&self, accepted: &[String]) -> Result<Option<bool>, WrongType> {
+        let Some(span) = self.spans.aud else {
+            return Ok(None);
+        };
+        let names = |s: Cow<'_, str>| accepted.iter().any(|a| *a == s);
+        match span.kind {
+            Kind::String { .. } => Ok(span.string(self.text).map(names)),
+            Kind::Array => {
+                let array = span.text(self.text);
+                let mut found = false;
+                for item in scan::array_items(array) {
+                    found |= names(item.string(array).ok_or(WrongType)?);
+                }
+                Ok(Some(found))
+            }
+            _ => Err(WrongType),
+        }
+    }
+}
+
 /// Checks the claims of a token whose signature is valid, at unix time `now`.
 pub fn check(
-    claims: &Map<String, Value>,
+    claims: &(impl Registered + ?Sized),
     rules: &ClaimRules<'_>,
     now: i64,
 ) -> Result<(), VerifyError> {
+    check_times(claims, rules, now).map(drop)
+}
+
+/// [`check`], returning the [`Times`] it read.
+pub fn check_times(
+    claims: &(impl Registered + ?Sized),
+    rules: &ClaimRules<'_>,
+    now: i64,
+) -> Result<Times, VerifyError> {
     let exp = numeric_date(claims, "exp", "claim exp is not a number")?;
     check_exp(exp, rules, now)?;
     let nbf = numeric_date(claims, "nbf", "claim nbf is not a number")?;
-    check_rest(claims, nbf, rules, now)
+    check_rest(claims, nbf, rules, now)?;
+    Ok(Times { exp, nbf })
 }
 
 /// `exp` and `nbf` of claims that passed [`check`] once, read then, so that a cached token's
@@ -40,8 +195,8 @@ pub struct Times {
 
 impl Times {
     /// The times of claims that passed [`check`] (anything else reads as absent).
-    pub fn of(claims: &Map<String, Value>) -> Self {
-        let read = |name| numeric_date(claims, name, "").ok().flatten();
+    pub fn of(claims: &(impl Registered + ?Sized)) -> Self {
+        let read = |name| claims.numeric_date(name).ok().flatten();
         Self {
             exp: read("exp"),
             nbf: read("nbf"),
@@ -52,7 +207,7 @@ impl Times {
 /// [`check`] for claims that passed it before, with their [`Times`]: same rules, same
 /// answers, no number parsing.
 pub fn check_with(
-    claims: &Map<String, Value>,
+    claims: &(impl Registered + ?Sized),
     times: Times,
     rules: &ClaimRules<'_>,
     now: i64,
@@ -74,7 +229,7 @@ fn check_exp(exp: Option<i64>, rules: &ClaimRules<'_>, now: i64) -> Result<(), V
 }
 
 fn check_rest(
-    claims: &Map<String, Value>,
+    claims: &(impl Registered + ?Sized),
     nbf: Option<i64>,
     rules: &ClaimRules<'_>,
     now: i64,
@@ -86,270 +241,55 @@ fn check_rest(
         }
     }
     if !rules.issuers.is_empty() {
-        match claims.get("iss") {
-            None => return Err(VerifyError::MissingIss),
-            Some(Value::String(iss)) if rules.issuers.contains(iss) => {}
-            Some(Value::String(_)) => return Err(VerifyError::IssuerMismatch),
-            Some(_) => return Err(VerifyError::BadClaim("claim iss is not a string")),
+        match claims.iss() {
+            Text::Absent => return Err(VerifyError::MissingIss),
+            Text::Is(iss) if rules.issuers.iter().any(|i| *i == iss) => {}
+            Text::Is(_) => return Err(VerifyError::IssuerMismatch),
+            Text::NotString => return Err(VerifyError::BadClaim("claim iss is not a string")),
         }
     }
     if !rules.audiences.is_empty() {
-        check_audience(claims.get("aud"), rules.audiences)?;
+        match claims.aud(rules.audiences) {
+            Ok(None) => return Err(VerifyError::MissingAud),
+            Ok(Some(true)) => {}
+            Ok(Some(false)) => return Err(VerifyError::AudienceMismatch),
+            Err(WrongType) => {
+                return Err(VerifyError::BadClaim(
+                    "claim aud is not a string or array of strings",
+                ))
+            }
+        }
     }
     Ok(())
 }
 
 /// A NumericDate claim in whole seconds, if present; anything but a JSON number is refused.
 fn numeric_date(
-    claims: &Map<String, Value>,
+    claims: &(impl Registered + ?Sized),
     name: &str,
     not_a_number: &'static str,
 ) -> Result<Option<i64>, VerifyError> {
-    match claims.get(name) {
-        None => Ok(None),
-        Some(Value::Number(n)) => seconds(n)
-            .map(Some)
-            .ok_or(VerifyError::BadClaim(not_a_number)),
-        Some(_) => Err(VerifyError::BadClaim(not_a_number)),
-    }
+    claims
+        .numeric_date(name)
+        .map_err(|WrongType| VerifyError::BadClaim(not_a_number))
 }
 
-/// Rounds up: with an integer `now`, `now >= 100.5` iff `now >= 101` and `now < 100.5` iff
-/// `now < 101`, so both the `exp` and the `nbf` comparison stay exact. Saturates at the
-/// `i64` bounds (`as` from `f64` saturates); non-finite values cannot come from JSON, but
-/// are refused all the same.
-fn seconds(n: &Number) -> Option<i64> {
-    if let Some(i) = n.as_i64() {
+/// A JSON number's text in whole seconds, as serde_json's `Number` reads it (`as_i64`, then
+/// `is_u64`, then `as_f64`). Rounds up: with an integer `now`, `now >= 100.5` iff `now >= 101`
+/// and `now < 100.5` iff `now < 101`, so both the `exp` and the `nbf` comparison stay exact.
+/// Saturates at the `i64` bounds (`as` from `f64` saturates); numbers beyond `f64` (`1e400`)
+/// are refused.
+fn seconds(text: &str) -> Option<i64> {
+    if let Ok(i) = text.parse::<i64>() {
         return Some(i);
     }
-    if n.is_u64() {
+    if text.parse::<u64>().is_ok() {
         return Some(i64::MAX);
     }
-    let f = n.as_f64()?;
+    let f = text.parse::<f64>().ok()?;
     f.is_finite().then(|| f.ceil() as i64)
 }
 
-fn check_audience(aud: Option<&Value>, accepted: &[String]) -> Result<(), VerifyError> {
-    const NOT_STRINGS: VerifyError =
-        VerifyError::BadClaim("claim aud is not a string or array of strings");
-    let found = match aud {
-        None => return Err(VerifyError::MissingAud),
-        Some(Value::String(aud)) => accepted.contains(aud),
-        Some(Value::Array(items)) => {
-            let mut found = false;
-            for item in items {
-                let Value::String(aud) = item else {
-                    return Err(NOT_STRINGS);
-                };
-                found |= accepted.contains(aud);
-            }
-            found
-        }
-        Some(_) => return Err(NOT_STRINGS),
-    };
-    if found {
-        Ok(())
-    } else {
-        Err(VerifyError::AudienceMismatch)
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use VerifyError::*;
-
-    const NOW: i64 = 1_000_000;
-
-    fn claims(json: &str) -> Map<String, Value> {
-        serde_json::from_str(json).unwrap()
-    }
-
-    fn rules<'a>(leeway: i64, issuers: &'a [String], audiences: &'a [String]) -> ClaimRules<'a> {
-        ClaimRules {
-            leeway,
-            require_exp: true,
-            issuers,
-            audiences,
-        }
-    }
-
-    #[test]
-    fn time_claims() {
-        let exp_nan = BadClaim("claim exp is not a number");
-        let nbf_nan = BadClaim("claim nbf is not a number");
-        let cases: &[(&str, i64, Result<(), VerifyError>)] = &[
-            (r#"{"exp":1000001}"#, 0, Ok(())),
-            (r#"{"exp":1000000}"#, 0, Err(Expired { exp: 1_000_000 })),
-            (r#"{"exp":999999}"#, 0, Err(Expired { exp: 999_999 })),
-            (r#"{"exp":999999}"#, 1, Err(Expired { exp: 999_999 })),
-            (r#"{"exp":999999}"#, 2, Ok(())),
-            (r#"{"exp":999999}"#, -100, Err(Expired { exp: 999_999 })),
-            (r#"{"exp":1000000.5}"#, 0, Ok(())),
-            (r#"{"exp":999999.5}"#, 0, Err(Expired { exp: 1_000_000 })),
-            (r#"{"exp":1e300}"#, 0, Ok(())),
-            (r#"{"exp":-1e300}"#, 0, Err(Expired { exp: i64::MIN })),
-            (r#"{"exp":-1}"#, 0, Err(Expired { exp: -1 })),
-            (r#"{"exp":18446744073709551615}"#, 0, Ok(())),
-            (r#"{"exp":9223372036854775807}"#, i64::MAX, Ok(())),
-            (
-                r#"{"exp":-9223372036854775808}"#,
-                0,
-                Err(Expired { exp: i64::MIN }),
-            ),
-            (r#"{"exp":"2000000"}"#, 0, Err(exp_nan)),
-            (r#"{"exp":null}"#, 0, Err(exp_nan)),
-            (r#"{"exp":true}"#, 0, Err(exp_nan)),
-            (r#"{"exp":[2000000]}"#, 0, Err(exp_nan)),
-            (r#"{"exp":{"$numberLong":"2000000"}}"#, 0, Err(exp_nan)),
-            // JSON numbers beyond f64 parse (they keep their text) but are no time.
-            (r#"{"exp":1e999}"#, 0, Err(exp_nan)),
-            (r#"{"exp":-1e999}"#, 0, Err(exp_nan)),
-            (r#"{"exp":2000000,"nbf":1e999}"#, 0, Err(nbf_nan)),
-            (r#"{"exp":1e+6}"#, 0, Err(Expired { exp: 1_000_000 })),
-            (r#"{"exp":2e6,"nbf":-0}"#, 0, Ok(())),
-            (
-                r#"{"exp":2000000.0,"nbf":1000001.000}"#,
-                0,
-                Err(NotYetValid { nbf: 1_000_001 }),
-            ),
-            (r#"{}"#, 0, Err(MissingExp)),
-            (r#"{"nbf":1}"#, 0, Err(MissingExp)),
-            (r#"{"exp":2000000,"nbf":1000000}"#, 0, Ok(())),
-            (
-                r#"{"exp":2000000,"nbf":1000001}"#,
-                0,
-                Err(NotYetValid { nbf: 1_000_001 }),
-            ),
-            (r#"{"exp":2000000,"nbf":1000001}"#, 1, Ok(())),
-            (
-                r#"{"exp":2000000,"nbf":1000000.5}"#,
-                0,
-                Err(NotYetValid { nbf: 1_000_001 }),
-            ),
-            (
-                r#"{"exp":2000000,"nbf":1e300}"#,
-                0,
-                Err(NotYetValid { nbf: i64::MAX }),
-            ),
-            (r#"{"exp":2000000,"nbf":-1e300}"#, 0, Ok(())),
-            (r#"{"exp":2000000,"nbf":"0"}"#, 0, Err(nbf_nan)),
-            (r#"{"exp":2000000,"nbf":null}"#, 0, Err(nbf_nan)),
-            (r#"{"exp":1,"nbf":"x"}"#, 0, Err(Expired { exp: 1 })),
-        ];
-        for &(json, leeway, expected) in cases {
-            assert_eq!(
-                check(&claims(json), &rules(leeway, &[], &[]), NOW),
-                expected,
-                "{json} {leeway}"
-            );
-        }
-    }
-
-    #[test]
-    fn exp_optional_and_extreme_now() {
-        let relaxed = ClaimRules {
-            require_exp: false,
-            ..rules(0, &[], &[])
-        };
-        assert_eq!(check(&claims("{}"), &relaxed, NOW), Ok(()));
-        assert_eq!(
-            check(&claims(r#"{"exp":"1"}"#), &relaxed, NOW),
-            Err(BadClaim("claim exp is not a number"))
-        );
-        let far = claims(r#"{"exp":9223372036854775807,"nbf":-9223372036854775808}"#);
-        for now in [i64::MIN, -1, 0, i64::MAX - 1] {
-            assert_eq!(
-                check(&far, &rules(i64::MAX, &[], &[]), now),
-                Ok(()),
-                "{now}"
-            );
-        }
-        assert_eq!(
-            check(&far, &rules(0, &[], &[]), i64::MAX),
-            Err(Expired { exp: i64::MAX })
-        );
-    }
-
-    #[test]
-    fn issuer_and_audience() {
-        let iss = [
-            "https://a.example".to_string(),
-            "https://b.example".to_string(),
-        ];
-        let aud = ["api".to_string(), "web".to_string()];
-        let aud_type = BadClaim("claim aud is not a string or array of strings");
-        let cases: &[(&str, bool, bool, Result<(), VerifyError>)] = &[
-            (
-                r#"{"iss":"https://b.example","aud":"x"}"#,
-                true,
-                false,
-                Ok(()),
-            ),
-            (
-                r#"{"iss":"https://c.example"}"#,
-                true,
-                false,
-                Err(IssuerMismatch),
-            ),
-            (
-                r#"{"iss":"https://a.example/"}"#,
-                true,
-                false,
-                Err(IssuerMismatch),
-            ),
-            (
-                r#"{"iss":"HTTPS://A.EXAMPLE"}"#,
-                true,
-                false,
-                Err(IssuerMismatch),
-            ),
-            (r#"{}"#, true, false, Err(MissingIss)),
-            (
-                r#"{"iss":["https://a.example"]}"#,
-                true,
-                false,
-                Err(BadClaim("claim iss is not a string")),
-            ),
-            (
-                r#"{"iss":null}"#,
-                true,
-                false,
-                Err(BadClaim("claim iss is not a string")),
-            ),
-            (r#"{"iss":5,"aud":5}"#, false, false, Ok(())),
-            (r#"{"aud":"web"}"#, false, true, Ok(())),
-            (r#"{"aud":["x","api"]}"#, false, true, Ok(())),
-            (r#"{"aud":"Web"}"#, false, true, Err(AudienceMismatch)),
-            (r#"{"aud":["x","y"]}"#, false, true, Err(AudienceMismatch)),
-            (r#"{"aud":[]}"#, false, true, Err(AudienceMismatch)),
-            (r#"{}"#, false, true, Err(MissingAud)),
-            (r#"{"aud":["api",1]}"#, false, true, Err(aud_type)),
-            (r#"{"aud":[["api"]]}"#, false, true, Err(aud_type)),
-            (r#"{"aud":{"api":true}}"#, false, true, Err(aud_type)),
-            (r#"{"aud":null}"#, false, true, Err(aud_type)),
-            (
-                r#"{"iss":"https://x","aud":"api"}"#,
-                true,
-                true,
-                Err(IssuerMismatch),
-            ),
-            (
-                r#"{"iss":"https://a.example","aud":"api"}"#,
-                true,
-                true,
-                Ok(()),
-            ),
-        ];
-        for &(json, with_iss, with_aud, expected) in cases {
-            let mut full = claims(json);
-            full.insert("exp".into(), Value::from(NOW + 60));
-            let r = rules(
-                0,
-                if with_iss { &iss } else { &[] },
-                if with_aud { &aud } else { &[] },
-            );
-            assert_eq!(check(&full, &r, NOW), expected, "{json}");
-        }
-    }
-}
+#[path = "claims_tests.rs"]
+mod tests;

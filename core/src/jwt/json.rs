@@ -1,7 +1,9 @@
 //! Strict JSON for untrusted input: duplicate keys, deep nesting and size refused in one pass.
 #![forbid(unsafe_code)]
 
+use std::cell::OnceCell;
 use std::fmt;
+use std::ops::Deref;
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Number, Value};
@@ -69,6 +71,50 @@ pub fn parse_object(bytes: &[u8], limits: Limits) -> Result<Map<String, Value>, 
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(JsonError::NotObject),
         Err(_) => Err(budget.error.unwrap_or(JsonError::Syntax)),
+    }
+}
+
+/// A JSON object's text that passed [`super::scan::scan_object`] under `limits`, whose
+/// `serde_json` tree is built on first use (variables, identity headers) and then kept.
+pub struct LazyJson {
+    text: String,
+    limits: Limits,
+    tree: OnceCell<Map<String, Value>>,
+}
+
+impl LazyJson {
+    /// `text` must have scanned under `limits`: [`parse_object`] then accepts it too (the
+    /// fuzz target `json` holds the two to each other; an empty object stands in otherwise).
+    pub fn new(text: String, limits: Limits) -> Self {
+        Self {
+            text,
+            limits,
+            tree: OnceCell::new(),
+        }
+    }
+
+    /// The document's JSON text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+impl Deref for LazyJson {
+    type Target = Map<String, Value>;
+
+    fn deref(&self) -> &Map<String, Value> {
+        self.tree
+            .get_or_init(|| parse_object(self.text.as_bytes(), self.limits).unwrap_or_default())
+    }
+}
+
+impl fmt::Debug for LazyJson {
+    /// Leaves out the content: a token's claims never reach logs through `Debug`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LazyJson")
+            .field("len", &self.text.len())
+            .field("parsed", &self.tree.get().is_some())
+            .finish_non_exhaustive()
     }
 }
 

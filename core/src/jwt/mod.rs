@@ -8,6 +8,8 @@ pub mod error;
 mod hmac;
 pub mod json;
 pub mod key;
+pub mod scan;
+mod scan_text;
 pub mod token;
 pub mod verify;
 
