@@ -19,6 +19,7 @@ pub(crate) mod directive;
 pub(crate) mod ext;
 mod loc;
 pub(crate) mod remote;
+mod revocation;
 mod srv;
 
 pub use self::loc::{JwtLocConf, JwtMainConf, Mode};
@@ -139,11 +140,26 @@ pub static mut NGX_HTTP_AUTH_JWT_COMMANDS: [ngx_command_t; NCOMMANDS] = [
         ANY_LOC | NGX_CONF_TAKE1,
         cmd::ResourceMetadata
     ),
+    command!(
+        "auth_jwt_revocation_file",
+        NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+        revocation::RevocationFile
+    ),
+    command!(
+        "auth_jwt_revocation_redis",
+        NGX_HTTP_MAIN_CONF | NGX_CONF_1MORE,
+        revocation::RevocationRedis
+    ),
+    command!(
+        "auth_jwt_revocation_lifetime",
+        NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
+        revocation::RevocationLifetime
+    ),
     ngx_command_t::empty(),
 ];
 
 /// Directives, and the table's closing empty row.
-const NCOMMANDS: usize = 23;
+const NCOMMANDS: usize = 26;
 
 /// Merges a location level and logs why it failed, which ngx 0.5.1's default merge does not.
 ///

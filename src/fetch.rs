@@ -16,7 +16,7 @@ use auth_jwt_core::jwt::verify::KeySet;
 use auth_jwt_core::refresh as policy;
 
 pub(crate) mod http;
-mod io;
+pub(crate) mod io;
 
 /// How often the thread looks at the zone: the latency of an unknown-kid wake-up and of
 /// picking up keys another worker fetched.

@@ -21,6 +21,7 @@ mod headers;
 mod keys;
 mod log;
 mod report;
+mod revocation;
 mod state;
 mod time;
 mod variables;

@@ -16,6 +16,7 @@ use crate::keys::{RemoteSource, SourceKind};
 use crate::log::boundary;
 use crate::{state, time, zone, HttpAuthJwtModule};
 use auth_jwt_core::metrics::{self, SourceReport, StatusReport};
+use auth_jwt_core::revocation::report::RevocationReport;
 
 directive! {
     /// `auth_jwt_metrics;` in a location.
@@ -34,8 +35,11 @@ directive! {
 unsafe extern "C" fn metrics_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: NGINX passes a live request.
     unsafe {
-        respond(r, |_, zone, now, sources| {
-            let body = metrics::prometheus(&zone.counters(), sources, now);
+        respond(r, |request, zone, now, sources| {
+            let mut body = metrics::prometheus(&zone.counters(), sources, now);
+            if let Some(rv) = revocation_report(request, zone) {
+                body.push_str(&rv.prometheus(now));
+            }
             ("text/plain; version=0.0.4; charset=utf-8", body)
         })
     }
@@ -59,10 +63,18 @@ unsafe extern "C" fn status_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
                 files: mcf.map_or(&[][..], |m| &m.files),
                 cache_entries: entries,
                 cache_capacity: capacity,
+                revocations: revocation_report(request, zone).map(|r| r.json(now)),
             });
             ("application/json", body)
         })
     }
+}
+
+/// The revocation part of both pages, when the configuration revokes.
+fn revocation_report(request: &Request, zone: &zone::ZoneData) -> Option<RevocationReport> {
+    let mcf = HttpAuthJwtModule::main_conf(request)?;
+    let conf = &mcf.revocation;
+    conf.enabled().then(|| zone.revocations.report(conf))
 }
 
 /// Gathers what both pages show, lets `render` write the body, and serves it; a panic is

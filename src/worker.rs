@@ -12,10 +12,13 @@ use ngx::http::HttpModuleMainConf;
 
 use crate::fetch::{self, Fetcher};
 use crate::log::{self, log_alert, log_at};
+use crate::revocation::sync::Syncer;
 use crate::HttpAuthJwtModule;
 
 /// This worker's fetcher, if its configuration has remote keys.
 static FETCHER: Mutex<Option<Fetcher>> = Mutex::new(None);
+/// This worker's revocation sync thread, if its configuration has revocation sources.
+static REVOKER: Mutex<Option<Syncer>> = Mutex::new(None);
 
 /// How often the event loop writes the fetcher's queued log lines.
 const LOG_INTERVAL_MS: usize = 1000;
@@ -35,14 +38,40 @@ pub unsafe extern "C" fn init_process(cycle: *mut ngx_cycle_t) -> ngx_int_t {
     })
 }
 
-/// Publishes the zone's keys, claims the slots left to claim, starts the fetcher.
+/// Starts the key fetcher and the revocation sync this configuration needs, and the timer
+/// that writes their log lines.
 fn start(cycle: &ngx_cycle_t) -> ngx_int_t {
     let Some(mcf) = HttpAuthJwtModule::main_conf(cycle) else {
         return NGX_OK as ngx_int_t;
     };
-    let (Some(zone), false) = (mcf.zone.get(), mcf.sources.is_empty()) else {
+    let Some(zone) = mcf.zone.get() else {
         return NGX_OK as ngx_int_t;
     };
+    if !mcf.sources.is_empty() && start_fetcher(cycle, mcf, zone) != NGX_OK as ngx_int_t {
+        return NGX_ERROR as ngx_int_t;
+    }
+    if mcf.revocation.enabled() {
+        match with_signals_blocked(|| Syncer::start(&mcf.revocation, &zone.revocations)) {
+            Ok(s) => *REVOKER.lock().unwrap_or_else(|p| p.into_inner()) = Some(s),
+            Err(e) => {
+                log_alert!(cycle.log, "cannot start the revocation sync: {e}");
+                return NGX_ERROR as ngx_int_t;
+            }
+        }
+    }
+    if !mcf.sources.is_empty() || mcf.revocation.enabled() {
+        // SAFETY: the cycle's log outlives the worker's event loop.
+        unsafe { start_log_timer(cycle.log) };
+    }
+    NGX_OK as ngx_int_t
+}
+
+/// Publishes the zone's keys, claims the slots left to claim, starts the fetcher.
+fn start_fetcher(
+    cycle: &ngx_cycle_t,
+    mcf: &crate::conf::JwtMainConf,
+    zone: &'static crate::zone::ZoneData,
+) -> ngx_int_t {
     // The cycle has committed: sources the zone had no free slot for take over the slot of
     // a URI this configuration no longer names.
     let urls: Vec<&str> = mcf.sources.iter().map(|s| s.url()).collect();
@@ -65,8 +94,6 @@ fn start(cycle: &ngx_cycle_t) -> ngx_int_t {
             return NGX_ERROR as ngx_int_t;
         }
     }
-    // SAFETY: the cycle's log outlives the worker's event loop.
-    unsafe { start_log_timer(cycle.log) };
     NGX_OK as ngx_int_t
 }
 
@@ -80,7 +107,14 @@ pub unsafe extern "C" fn exit_process(cycle: *mut ngx_cycle_t) {
     // Taken before the boundary: should anything in it panic, unwinding drops the fetcher,
     // which still stops and joins its thread (a static would keep it running).
     let fetcher = FETCHER.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let revoker = REVOKER.lock().unwrap_or_else(|p| p.into_inner()).take();
     log::boundary("exit_process", log, (), move || {
+        if let Some(revoker) = revoker {
+            if let Err(bound) = revoker.stop() {
+                let line = format!("revocation sync still running after {bound:?}");
+                fetch::log(NGX_LOG_ALERT, line);
+            }
+        }
         if let Some(fetcher) = fetcher {
             let line = match fetcher.stop() {
                 Ok(took) => (NGX_LOG_INFO, format!("key fetcher joined in {took:?}")),

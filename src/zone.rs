@@ -24,7 +24,7 @@ use auth_jwt_core::metrics::{self, Counters};
 pub const MAX_SOURCES: usize = 32;
 const MAGIC: u64 = u64::from_be_bytes(*b"auth_jwt");
 /// Bump when `ZoneData` changes shape: a reload with another layout starts a fresh table.
-const LAYOUT_VERSION: u64 = 2;
+const LAYOUT_VERSION: u64 = 3;
 /// Workers with their own counter slot; more share slots (sums stay right, atomics).
 pub const MAX_WORKERS: usize = 64;
 
@@ -162,6 +162,7 @@ pub struct ZoneData {
     pool: *mut ngx_slab_pool_t,
     pub slots: [Slot; MAX_SOURCES],
     pub counters: [WorkerCounters; MAX_WORKERS],
+    pub revocations: crate::revocation::RevocationZone,
 }
 
 // SAFETY: `ZoneData` lives in shared memory; every mutable field is behind a lock or atomic,
@@ -236,6 +237,12 @@ impl SlotState {
 }
 
 impl ZoneData {
+    /// A zeroed allocation of `bytes` from the zone's pool; NULL when it has no room.
+    pub fn alloc(&self, bytes: usize) -> *mut u8 {
+        // SAFETY: `pool` is the zone's slab pool; `ngx_slab_calloc` locks it.
+        unsafe { ngx_slab_calloc(self.pool, bytes) }.cast()
+    }
+
     /// This worker's counters (`ngx_worker` is the worker's number, 0 without a master).
     pub fn worker_counters(&self) -> &WorkerCounters {
         // SAFETY: `ngx_worker` is written once when the worker starts, before any request.

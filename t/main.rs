@@ -19,6 +19,7 @@ mod metrics;
 mod panic;
 mod remote;
 mod require;
+mod revocation;
 mod smoke;
 mod spoofing;
 mod token;

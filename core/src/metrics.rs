@@ -73,6 +73,8 @@ pub struct StatusReport<'a> {
     pub files: &'a [FileReport],
     pub cache_entries: usize,
     pub cache_capacity: usize,
+    /// The `revocations` object, when the configuration revokes.
+    pub revocations: Option<Value>,
 }
 
 /// The Prometheus text format (version 0.0.4).
@@ -258,6 +260,7 @@ pub fn status_json(r: &StatusReport<'_>) -> String {
         "cache": {"entries": r.cache_entries, "capacity": r.cache_capacity, "scope": "this worker"},
         "requests": requests,
         "cache_lookups": {"hits": r.counters.cache_hits, "misses": r.counters.cache_misses},
+        "revocations": r.revocations,
     });
     let mut text = serde_json::to_string_pretty(&status).unwrap_or_default();
     text.push('\n');
@@ -353,6 +356,7 @@ mod tests {
             files: &files,
             cache_entries: 3,
             cache_capacity: 1024,
+            revocations: None,
         });
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["module"]["version"], "0.1.0");

@@ -7,6 +7,7 @@ use nginx_sys::{ngx_flag_t, time_t, NGX_CONF_UNSET};
 use super::ext::ComplexValue;
 use crate::fetch::http::TrustedCa;
 use crate::keys::{RemoteSource, SnapshotCell};
+use crate::revocation::RevocationConf;
 use crate::variables::PathVar;
 use crate::zone::ZoneRef;
 use auth_jwt_core::authn::KeySource;
@@ -40,6 +41,8 @@ pub struct JwtMainConf {
     pub vars: Vec<Box<PathVar>>,
     /// This cycle's shared zone, set when NGINX initialises it.
     pub zone: ZoneRef,
+    /// `auth_jwt_revocation_*`.
+    pub revocation: RevocationConf,
 }
 
 impl Default for JwtMainConf {
@@ -51,6 +54,7 @@ impl Default for JwtMainConf {
             files: Vec::new(),
             vars: Vec::new(),
             zone: ZoneRef::default(),
+            revocation: RevocationConf::default(),
         }
     }
 }

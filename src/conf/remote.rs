@@ -13,7 +13,7 @@ use super::loc::{JwtLocConf, JwtMainConf, NGX_CONF_UNSET_SIZE};
 use crate::error::Error;
 use crate::fetch::http::TrustedCa;
 use crate::keys::{RemoteSource, SourceKind};
-use crate::{zone, HttpAuthJwtModule};
+use crate::{revocation, zone, HttpAuthJwtModule};
 use auth_jwt_core::directive::parse_source;
 
 /// Default `auth_jwt_zone` size.
@@ -143,6 +143,8 @@ unsafe fn claim_slots(shm_zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_in
     // SAFETY: `data` is the main configuration stored by `add_zone`; it lives as long as the
     // cycle being initialised.
     let mcf = unsafe { &*(*shm_zone).data.cast::<JwtMainConf>() };
+    // SAFETY: as above.
+    let (size, log) = unsafe { ((*shm_zone).shm.size, (*shm_zone).shm.log) };
     let urls: Vec<&str> = mcf.sources.iter().map(|s| s.url()).collect();
     // SAFETY: NGINX calls this hook with the zone and the previous cycle's data.
     unsafe {
@@ -154,7 +156,15 @@ unsafe fn claim_slots(shm_zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_in
                     let _ = source.slot.set(i);
                 }
             }
-            true
+            let now = crate::fetch::unix_now();
+            let rv = &mcf.revocation;
+            match revocation::init_zone(&zone.revocations, rv, size, |n| zone.alloc(n), now) {
+                Ok(()) => true,
+                Err(reason) => {
+                    crate::log::log_emerg!(log, "{reason}");
+                    false
+                }
+            }
         })
     }
 }
