@@ -17,22 +17,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use openssl::asn1::{Asn1Integer, Asn1Time};
-use openssl::bn::{BigNum, MsbOption};
-use openssl::ec::{EcGroup, EcKey};
-use openssl::hash::MessageDigest;
-use openssl::nid::Nid;
-use openssl::pkey::{PKey, Private};
 use openssl::ssl::{HandshakeError, SslAcceptor, SslMethod, SslStream};
-use openssl::x509::extension::{
-    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName,
-    SubjectKeyIdentifier,
-};
-use openssl::x509::{X509Builder, X509NameBuilder, X509};
 use serde_json::{json, Value};
 
+use super::certs::{make_ca, make_leaf};
 use super::keys::{jwks, keys};
-use super::mint::now;
 use super::prefix::listen_any;
 
 /// The path of the JWKS; the discovery document's `jwks_uri` names it.
@@ -308,12 +297,6 @@ impl Drop for Idp {
     }
 }
 
-/// A CA certificate that signed nothing the tests serve: trusting it must not be enough.
-pub fn unrelated_ca_pem() -> String {
-    let (cert, _) = make_ca("auth_jwt unrelated CA");
-    String::from_utf8(cert.to_pem().expect("pem")).expect("pem is text")
-}
-
 /// A strong ETag from the body's SHA-256.
 pub fn etag_of(body: &[u8]) -> String {
     let digest = openssl::sha::sha256(body);
@@ -572,93 +555,4 @@ fn wait_for_close(tls: &mut SslStream<TcpStream>, shared: &Shared, deadline: Ins
             Err(_) => return,
         }
     }
-}
-
-fn serial() -> Asn1Integer {
-    let mut bn = BigNum::new().expect("bignum");
-    bn.rand(64, MsbOption::MAYBE_ZERO, false).expect("rand");
-    bn.to_asn1_integer().expect("serial")
-}
-
-fn ec_key() -> PKey<Private> {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).expect("P-256");
-    PKey::from_ec_key(EcKey::generate(&group).expect("ec key")).expect("pkey")
-}
-
-fn validity(builder: &mut X509Builder) {
-    let from = Asn1Time::from_unix(now() - 3600).expect("not before");
-    let until = Asn1Time::days_from_now(2).expect("not after");
-    builder.set_not_before(&from).expect("not before");
-    builder.set_not_after(&until).expect("not after");
-}
-
-fn make_ca(cn: &str) -> (X509, PKey<Private>) {
-    let key = ec_key();
-    let mut name = X509NameBuilder::new().expect("name");
-    name.append_entry_by_nid(Nid::COMMONNAME, cn).expect("cn");
-    let name = name.build();
-    let mut b = X509Builder::new().expect("x509");
-    b.set_version(2).expect("v3");
-    b.set_serial_number(&serial()).expect("serial");
-    b.set_subject_name(&name).expect("subject");
-    b.set_issuer_name(&name).expect("issuer");
-    b.set_pubkey(&key).expect("pubkey");
-    validity(&mut b);
-    let ext = BasicConstraints::new().critical().ca().build().expect("bc");
-    b.append_extension(ext).expect("bc");
-    let ext = KeyUsage::new()
-        .critical()
-        .key_cert_sign()
-        .crl_sign()
-        .build()
-        .expect("ku");
-    b.append_extension(ext).expect("ku");
-    let ski = SubjectKeyIdentifier::new()
-        .build(&b.x509v3_context(None, None))
-        .expect("ski");
-    b.append_extension(ski).expect("ski");
-    b.sign(&key, MessageDigest::sha256()).expect("sign ca");
-    (b.build(), key)
-}
-
-fn make_leaf(ca: &X509, ca_key: &PKey<Private>) -> (X509, PKey<Private>) {
-    let key = ec_key();
-    let mut name = X509NameBuilder::new().expect("name");
-    name.append_entry_by_nid(Nid::COMMONNAME, "127.0.0.1")
-        .expect("cn");
-    let name = name.build();
-    let mut b = X509Builder::new().expect("x509");
-    b.set_version(2).expect("v3");
-    b.set_serial_number(&serial()).expect("serial");
-    b.set_subject_name(&name).expect("subject");
-    b.set_issuer_name(ca.subject_name()).expect("issuer");
-    b.set_pubkey(&key).expect("pubkey");
-    validity(&mut b);
-    let ext = BasicConstraints::new().build().expect("bc");
-    b.append_extension(ext).expect("bc");
-    let ext = KeyUsage::new()
-        .critical()
-        .digital_signature()
-        .build()
-        .expect("ku");
-    b.append_extension(ext).expect("ku");
-    let ext = ExtendedKeyUsage::new().server_auth().build().expect("eku");
-    b.append_extension(ext).expect("eku");
-    let san = SubjectAlternativeName::new()
-        .ip("127.0.0.1")
-        .dns("localhost")
-        .build(&b.x509v3_context(Some(ca), None))
-        .expect("san");
-    b.append_extension(san).expect("san");
-    let ski = SubjectKeyIdentifier::new()
-        .build(&b.x509v3_context(Some(ca), None))
-        .expect("ski");
-    b.append_extension(ski).expect("ski");
-    let aki = AuthorityKeyIdentifier::new()
-        .keyid(false)
-        .build(&b.x509v3_context(Some(ca), None))
-        .expect("aki");
-    b.append_extension(aki).expect("aki");
-    b.sign(ca_key, MessageDigest::sha256()).expect("sign leaf");
-    (b.build(), key)
 }

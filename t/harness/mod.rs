@@ -10,8 +10,10 @@
 //! - `http`: a raw HTTP/1.1 client that sends requests exactly as written.
 //! - `keys`: RSA, EC, Ed25519 and HMAC keys made once per process, as JWKS and PEM files.
 //! - `mint`: token minting (RustCrypto, not the OpenSSL verifier) including malformed tokens.
+//! - `certs`: a test CA and server certificate (OpenSSL).
 //! - `expect`: what accepted and refused requests must look like, and their log lines.
 
+pub mod certs;
 pub mod check;
 pub mod config;
 pub mod expect;
@@ -46,4 +48,4 @@ pub fn poll_until<T>(timeout: std::time::Duration, mut f: impl FnMut() -> Option
 }
 
 // Layers, each importing only from those after it: check, expect, logs, prometheus → nginx →
-// config, http, keys/mint (mint → keys), idp → prefix, text.
+// config, http, keys/mint (mint → keys), idp → certs, prefix, text.

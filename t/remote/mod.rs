@@ -20,8 +20,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::harness::certs::unrelated_ca_pem;
 use crate::harness::expect::upstream;
-use crate::harness::idp::{unrelated_ca_pem, Fault, Idp, JWKS_PATH};
+use crate::harness::idp::{Fault, Idp, JWKS_PATH};
 use crate::harness::logs::matches;
 use crate::harness::poll_until;
 use crate::harness::{keys, Failures, Jwt, Nginx, Request, Response};
