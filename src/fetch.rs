@@ -4,11 +4,11 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use self::http::{Client, FetchError, Fetched};
 use self::io::Stop;
+use crate::background::{Background, JOIN_BOUND};
 use crate::keys::{Published, RemoteSource, SourceKind};
 use crate::zone::{SlotState, ZoneData};
 use auth_jwt_core::jwks;
@@ -24,9 +24,8 @@ const TICK: Duration = Duration::from_millis(250);
 /// The same while some source has no keys yet: requests are being refused meanwhile.
 const TICK_WITHOUT_KEYS: Duration = Duration::from_millis(20);
 
-/// How long `exit_process` waits for the thread. Its longest blocking step is one
+/// `exit_process` waits [`JOIN_BOUND`] for the thread. Its longest blocking step is one
 /// [`io::SLICE`] of I/O (then it sees the stop), plus the CPU of parsing at most one JWKS.
-pub const JOIN_BOUND: Duration = Duration::from_secs(1);
 const _: () = assert!(io::SLICE.as_millis() * 5 <= JOIN_BOUND.as_millis());
 
 /// Log lines from the thread, written by the worker's own event loop (NGINX's logging is
@@ -54,60 +53,14 @@ pub fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// The running thread of one worker.
-///
-/// Dropped without `stop` (a panic in `exit_process`, say), it still stops and joins the
-/// thread: it must never outlive the worker's teardown (OpenSSL's exit handlers, the pool).
-pub struct Fetcher {
-    stop: Arc<Stop>,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl Fetcher {
-    /// Starts the thread for `sources`.
-    pub fn start(
-        sources: Vec<Arc<RemoteSource>>,
-        zone: &'static ZoneData,
-    ) -> std::io::Result<Self> {
-        let stop = Arc::new(Stop::default());
-        let flag = Arc::clone(&stop);
-        let handle = std::thread::Builder::new()
-            .name("auth_jwt fetch".into())
-            .spawn(move || Worker::new(sources, zone, flag).run())?;
-        Ok(Self {
-            stop,
-            handle: Some(handle),
-        })
-    }
-
-    /// Asks the thread to end (waking it, and cutting any I/O in flight) and joins it.
-    /// Ok(time taken); Err(`JOIN_BOUND`) if it is still running then (a bug: it is left
-    /// behind, touching only the zone and its own data).
-    pub fn stop(mut self) -> Result<Duration, Duration> {
-        self.join()
-    }
-
-    fn join(&mut self) -> Result<Duration, Duration> {
-        let start = Instant::now();
-        let Some(handle) = self.handle.take() else {
-            return Ok(Duration::ZERO);
-        };
-        self.stop.request();
-        while !handle.is_finished() {
-            if start.elapsed() >= JOIN_BOUND {
-                return Err(JOIN_BOUND);
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        let _ = handle.join();
-        Ok(start.elapsed())
-    }
-}
-
-impl Drop for Fetcher {
-    fn drop(&mut self) {
-        let _ = self.join();
-    }
+/// Starts the fetcher thread for `sources`.
+pub fn start(
+    sources: Vec<Arc<RemoteSource>>,
+    zone: &'static ZoneData,
+) -> std::io::Result<Background> {
+    Background::spawn("auth_jwt fetch", move |stop| {
+        Worker::new(sources, zone, stop).run()
+    })
 }
 
 /// Copies the zone's newest key sets into `sources` (parsing each new generation once).

@@ -12,6 +12,7 @@ use ngx::http::{
     HttpModule, HttpModuleLocationConf, HttpModuleMainConf, HttpModuleServerConf, NgxHttpCoreModule,
 };
 
+mod background;
 mod conf;
 mod ctx;
 mod error;

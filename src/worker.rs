@@ -10,15 +10,16 @@ use nginx_sys::{
 };
 use ngx::http::HttpModuleMainConf;
 
-use crate::fetch::{self, Fetcher};
+use crate::background::Background;
+use crate::fetch;
 use crate::log::{self, log_alert, log_at};
-use crate::revocation::sync::Syncer;
+use crate::revocation::sync;
 use crate::HttpAuthJwtModule;
 
 /// This worker's fetcher, if its configuration has remote keys.
-static FETCHER: Mutex<Option<Fetcher>> = Mutex::new(None);
+static FETCHER: Mutex<Option<Background>> = Mutex::new(None);
 /// This worker's revocation sync thread, if its configuration has revocation sources.
-static REVOKER: Mutex<Option<Syncer>> = Mutex::new(None);
+static REVOKER: Mutex<Option<Background>> = Mutex::new(None);
 
 /// How often the event loop writes the fetcher's queued log lines.
 const LOG_INTERVAL_MS: usize = 1000;
@@ -51,7 +52,7 @@ fn start(cycle: &ngx_cycle_t) -> ngx_int_t {
         return NGX_ERROR as ngx_int_t;
     }
     if mcf.revocation.enabled() {
-        match with_signals_blocked(|| Syncer::start(&mcf.revocation, &zone.revocations)) {
+        match with_signals_blocked(|| sync::start(&mcf.revocation, &zone.revocations)) {
             Ok(s) => *REVOKER.lock().unwrap_or_else(|p| p.into_inner()) = Some(s),
             Err(e) => {
                 log_alert!(cycle.log, "cannot start the revocation sync: {e}");
@@ -86,7 +87,7 @@ fn start_fetcher(
         }
     }
     fetch::sync_all(&mcf.sources, zone);
-    let started = with_signals_blocked(|| Fetcher::start(mcf.sources.clone(), zone));
+    let started = with_signals_blocked(|| fetch::start(mcf.sources.clone(), zone));
     match started {
         Ok(fetcher) => *FETCHER.lock().unwrap_or_else(|p| p.into_inner()) = Some(fetcher),
         Err(e) => {

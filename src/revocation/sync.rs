@@ -5,7 +5,6 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use nginx_sys::{NGX_LOG_ERR, NGX_LOG_INFO, NGX_LOG_NOTICE, NGX_LOG_WARN};
@@ -13,8 +12,9 @@ use nginx_sys::{NGX_LOG_ERR, NGX_LOG_INFO, NGX_LOG_NOTICE, NGX_LOG_WARN};
 use super::redis::{self, Conn, Id, StreamEntry};
 use super::{FileSource, RedisSource, RevocationConf, RevocationZone};
 use super::{CONN_CONNECTING, CONN_DOWN, CONN_UP};
+use crate::background::Background;
 use crate::fetch::io::Stop;
-use crate::fetch::{log, unix_now, JOIN_BOUND};
+use crate::fetch::{log, unix_now};
 use auth_jwt_core::refresh::backoff;
 use auth_jwt_core::revocation::file::{parse_file, MAX_FILE};
 use auth_jwt_core::revocation::{parse_entry, Insert, Revocation};
@@ -35,20 +35,18 @@ const RECREATE_CHECK: Duration = Duration::from_secs(2);
 const MAX_RETRY: Duration = Duration::from_secs(30);
 
 /// The thread of one worker. Dropped, it still stops and joins the thread.
-pub struct Syncer {
-    stop: Arc<Stop>,
-    handle: Option<JoinHandle<()>>,
-}
-
-impl Syncer {
-    pub fn start(conf: &RevocationConf, zone: &'static RevocationZone) -> std::io::Result<Self> {
-        let stop = Arc::new(Stop::default());
+/// Starts the sync thread (every worker runs one; the lease holder does the work).
+pub fn start(conf: &RevocationConf, zone: &'static RevocationZone) -> std::io::Result<Background> {
+    let file = conf.file.clone();
+    let redis = conf.redis.clone();
+    let lifetime = conf.lifetime_secs();
+    Background::spawn("auth_jwt revoke", move |stop| {
         let mut state = Thread {
-            file: conf.file.clone(),
-            redis: conf.redis.clone(),
-            lifetime: conf.lifetime_secs(),
+            file,
+            redis,
+            lifetime,
             zone,
-            stop: Arc::clone(&stop),
+            stop,
             pid: std::process::id(),
             owner: false,
             conn: None,
@@ -62,41 +60,8 @@ impl Syncer {
             recreate_checked: Instant::now(),
             rng: (unix_now() as u64) ^ (u64::from(std::process::id()) << 32) | 1,
         };
-        let handle = std::thread::Builder::new()
-            .name("auth_jwt revoke".into())
-            .spawn(move || state.run())?;
-        Ok(Self {
-            stop,
-            handle: Some(handle),
-        })
-    }
-
-    /// Asks the thread to end and joins it: Ok(time taken), Err(bound) if still running.
-    pub fn stop(mut self) -> Result<Duration, Duration> {
-        self.join()
-    }
-
-    fn join(&mut self) -> Result<Duration, Duration> {
-        let start = Instant::now();
-        let Some(handle) = self.handle.take() else {
-            return Ok(Duration::ZERO);
-        };
-        self.stop.request();
-        while !handle.is_finished() {
-            if start.elapsed() >= JOIN_BOUND {
-                return Err(JOIN_BOUND);
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        let _ = handle.join();
-        Ok(start.elapsed())
-    }
-}
-
-impl Drop for Syncer {
-    fn drop(&mut self) {
-        let _ = self.join();
-    }
+        state.run();
+    })
 }
 
 struct Thread {
