@@ -211,7 +211,7 @@ fn revoked(request: &Request, verified: &Rc<Verified>, now: i64) -> Option<Outco
     let mcf = HttpAuthJwtModule::main_conf(request)?;
     let zone = &mcf.zone.get()?.revocations;
     if revocation::too_stale(zone, &mcf.revocation, now) {
-        return Some(Outcome::NoKeys { open: false });
+        return Some(Outcome::RevocationsStale);
     }
     let why = revocation::check(zone, &mcf.revocation, verified, now)?;
     Some(Outcome::Deny(Refusal {

@@ -376,3 +376,42 @@ fn redis_revocations_survive_reload_restart_and_outage_and_100k_sync() {
     assert_eq!(status(&nginx, &last), 401);
     nginx.finish();
 }
+
+/// `on_stale=503`: once Redis has not been read for `max_stale`, every token gets 503 with
+/// `Retry-After` and its own reason (a list that old may miss revocations); when Redis is
+/// back, tokens pass again.
+#[test]
+fn on_stale_503_refuses_once_the_list_is_older_than_max_stale() {
+    let Some(mut redis) = Redis::start() else {
+        return;
+    };
+    let conf = REDIS_CONF
+        .replace("{{redis}}", &redis.port.to_string())
+        .replace("timeout=1s;", "timeout=1s max_stale=2s on_stale=503;");
+    let nginx = Nginx::http(&conf)
+        .allow_log("revocation sync with")
+        .allow_log("revocation list too stale")
+        .start();
+    let fine = token("fine", "bob", now());
+    until_status(&nginx, &fine, 200);
+    redis.stop();
+    // Bounded: max_stale (2 s) plus a sync interval, polled for at most 10 s.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let resp = loop {
+        let resp = nginx.get("/").bearer(&fine).send();
+        if resp.status == 503 || Instant::now() > deadline {
+            break resp;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(resp.status, 503, "{resp:?}");
+    assert_eq!(resp.header("retry-after"), Some("5"), "{resp:?}");
+    let log = nginx.error_log();
+    assert!(
+        log.contains("rejected (no_keys): revocation list too stale"),
+        "{log}"
+    );
+    redis.restart();
+    let took = until_status(&nginx, &fine, 200);
+    eprintln!("served again {took:?} after Redis came back");
+}

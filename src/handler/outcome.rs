@@ -28,6 +28,9 @@ use auth_jwt_core::jwt::error::Status;
 pub(super) enum Outcome {
     /// No usable key set (IdP never reached, or keys older than `max_stale`).
     NoKeys { open: bool },
+    /// The revocation list is older than its `max_stale` under `on_stale=503`: answered as
+    /// when no keys are available (503, `$jwt_status=no_keys`), with its own reason.
+    RevocationsStale,
     /// The token passed; its identity claims are known to render safely.
     Admit(Rc<Verified>),
     /// Refused with 401 or 403.
@@ -99,6 +102,7 @@ pub(super) fn apply(
             (Status::Ok, NGX_OK as ngx_int_t)
         }
         Outcome::NoKeys { open } => no_keys(request, lcf, open)?,
+        Outcome::RevocationsStale => unavailable(request, "revocation list too stale")?,
         Outcome::Deny(refusal) => refuse(request, lcf, realm, refusal)?,
     };
     // An internal redirect checks again; the client's request is counted once.
@@ -134,21 +138,31 @@ fn no_keys(
             urls.join(", ")
         );
     }
-    let status = if open { Status::Bypass } else { Status::NoKeys };
-    let ctx = JwtCtx {
-        status,
-        error: "no keys available".into(),
-        token: None,
-    };
-    ctx::put(request.as_mut(), ctx).or_no_memory()?;
     // Fail open lets the other access checks decide (`satisfy any` with `deny all` or
     // `auth_basic` still applies): NGX_OK would grant access under `satisfy any`.
     if open {
-        return Ok((status, NGX_DECLINED as ngx_int_t));
+        let ctx = JwtCtx {
+            status: Status::Bypass,
+            error: "no keys available".into(),
+            token: None,
+        };
+        ctx::put(request.as_mut(), ctx).or_no_memory()?;
+        return Ok((Status::Bypass, NGX_DECLINED as ngx_int_t));
     }
-    log_denial(request, status, &"no keys available", None, None);
+    unavailable(request, "no keys available")
+}
+
+/// 503 with `Retry-After`: the module cannot decide now (`$jwt_status=no_keys`).
+fn unavailable(request: &mut Request, reason: &'static str) -> Result<(Status, ngx_int_t), Error> {
+    let ctx = JwtCtx {
+        status: Status::NoKeys,
+        error: reason.into(),
+        token: None,
+    };
+    ctx::put(request.as_mut(), ctx).or_no_memory()?;
+    log_denial(request, Status::NoKeys, &reason, None, None);
     headers::set_out(request.as_mut(), "Retry-After", RETRY_AFTER).or_no_memory()?;
-    Ok((status, NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t))
+    Ok((Status::NoKeys, NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t))
 }
 
 /// Seconds a client is told to wait while no keys are available.
