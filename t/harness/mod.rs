@@ -7,6 +7,7 @@
 //! - `check`: `nginx -t` results: failed where and why.
 //! - `text`: numbered lines, log patterns, the markers that fail a test.
 //! - `prometheus`: a real Prometheus server scraping the metrics location.
+//! - `redis`: a real `redis-server` on a loopback port of its own, and `redis-cli`.
 //! - `http`: a raw HTTP/1.1 client that sends requests exactly as written.
 //! - `keys`: RSA, EC, Ed25519 and HMAC keys made once per process, as JWKS and PEM files.
 //! - `mint`: token minting (RustCrypto, not the OpenSSL verifier) including malformed tokens.
@@ -25,6 +26,7 @@ pub mod mint;
 pub mod nginx;
 pub mod prefix;
 pub mod prometheus;
+pub mod redis;
 pub mod text;
 
 pub use expect::Failures;
