@@ -51,8 +51,18 @@ const FETCHER_LINES: &[&str] = &[
     "failed (http_5xx)",
 ];
 
+/// Lines that need a live Redis: produced by t/revocation/, which must assert them.
+const REDIS_LINES: &[&str] = &[
+    "revocation sync with",
+    "revocation list too stale",
+    "went back (recreated, or Redis restarted without persistence)",
+    "revocation table full (capacity",
+    "refused: ",
+];
+
 const CONF: &str = r#"
     map $arg_ok $ok { default 0; yes 1; }
+    auth_jwt_revocation_file {{prefix}}/revoked.json;
     server {
         listen 127.0.0.1:{{port}};
         auth_jwt_key_file {{keys}}/jwks.json;
@@ -69,7 +79,9 @@ fn troubleshooting_log_lines_are_real() {
     let patterns = quoted_log_lines();
     assert!(patterns.len() >= 12, "{patterns:?}");
 
-    let nginx = Nginx::http(CONF).start();
+    let nginx = Nginx::http(CONF)
+        .file("revoked.json", r#"[{"jti": "docs-revoked"}]"#)
+        .start();
     let mark = nginx.log_mark();
     let rs = || Jwt::new("RS256");
     let requests = [
@@ -85,6 +97,7 @@ fn troubleshooting_log_lines_are_real() {
         ("/aud/", Some(rs().claim("aud", json!("other")).encode())),
         ("/alg/", Some(rs().encode())),
         ("/req/", Some(rs().encode())),
+        ("/", Some(rs().claim("jti", json!("docs-revoked")).encode())),
     ];
     for (path, token) in requests {
         let mut req = nginx.get(path);
@@ -108,8 +121,22 @@ fn troubleshooting_log_lines_are_real() {
         include_str!("remote/workers.rs"),
     ]
     .concat();
+    let revocation = [
+        include_str!("revocation/mod.rs"),
+        include_str!("revocation/secure.rs"),
+        include_str!("revocation/table.rs"),
+    ]
+    .concat();
     let mut missing = Vec::new();
     for pattern in &patterns {
+        if let Some(fragment) = REDIS_LINES.iter().find(|f| pattern.contains(*f)) {
+            if !revocation.contains(fragment) {
+                missing.push(format!(
+                    "{pattern} (t/revocation/ does not assert {fragment:?})"
+                ));
+            }
+            continue;
+        }
         if let Some(fragment) = FETCHER_LINES.iter().find(|f| pattern.contains(*f)) {
             if !remote.contains(fragment) {
                 missing.push(format!(
