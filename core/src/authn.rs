@@ -1,6 +1,7 @@
 //! One token in, one verdict out: size, parse, signature, then claims, in that order.
 #![forbid(unsafe_code)]
 
+use std::cell::OnceCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -12,6 +13,7 @@ use crate::jwt::error::VerifyError;
 use crate::jwt::json::LazyJson;
 use crate::jwt::token;
 use crate::jwt::verify::KeySet;
+use crate::revocation::{Facts, Probe};
 
 /// What a location demands of a token, besides a valid signature.
 #[derive(Debug, Clone, Copy)]
@@ -39,6 +41,27 @@ pub struct Verified {
     pub payload: String,
     /// Where `iss` and `aud` are in `payload`, for the checks of later cache hits.
     spans: Spans,
+    /// The revocation table's keys for this token, hashed on first use and kept with it.
+    probe: OnceCell<Probe>,
+}
+
+impl Verified {
+    /// What the revocation check looks up: `kid`, `jti`, `sub` (under `iss`) and `iat`, read
+    /// from the payload's text (no `serde_json` tree) and hashed once; a cached token's later
+    /// requests reuse it.
+    pub fn revocation_probe(&self) -> &Probe {
+        self.probe.get_or_init(|| {
+            let raw = self.spans.of(&self.payload);
+            let (jti, sub, iss) = (raw.string("jti"), raw.string("sub"), raw.string("iss"));
+            Probe::of(&Facts {
+                jti: jti.as_deref(),
+                sub: sub.as_deref(),
+                iss: iss.as_deref(),
+                iat: raw.iat(),
+                kid: self.kid.as_deref(),
+            })
+        })
+    }
 }
 
 /// A refused token, with what the log line may say about it.
@@ -114,6 +137,7 @@ pub fn authenticate(
         payload: claims.text().to_owned(),
         claims,
         spans,
+        probe: OnceCell::new(),
     };
     Ok((verified, keys))
 }
@@ -400,5 +424,62 @@ mod tests {
         };
         let denial = authenticate(b"aaaaaaaaa", &[], &policy, 0).unwrap_err();
         assert!(matches!(denial.error, VerifyError::TooLarge));
+    }
+
+    /// The revocation probe read from the payload's text is the one the claims tree gives,
+    /// escapes, fractions and wrong types included.
+    #[test]
+    fn the_revocation_probe_from_the_text_matches_the_tree() {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine as _;
+        use openssl::hash::MessageDigest;
+        let secret = URL_SAFE_NO_PAD.decode(HS256_K).unwrap();
+        let policy = Policy {
+            max_size: 16 * 1024,
+            algorithms: AlgSet::all(),
+            claims: ClaimRules {
+                require_exp: false,
+                ..rules()
+            },
+        };
+        let payloads = [
+            r#"{"jti":"j-1","sub":"alice","iss":"https://idp","iat":1700000000}"#,
+            r#"{"jti":"j\u002d1","sub":"al\"ice","iat":1700000000.7}"#,
+            r#"{"jti":5,"sub":["s"],"iss":null,"iat":"1"}"#,
+            r#"{"sub":"bob","iat":-3.5}"#,
+            r#"{"iat":1e3,"jti":""}"#,
+            r#"{}"#,
+        ];
+        for (n, payload) in payloads.iter().enumerate() {
+            for header in [r#"{"alg":"HS256"}"#, r#"{"alg":"HS256","kid":"k\/1"}"#] {
+                let input = format!(
+                    "{}.{}",
+                    URL_SAFE_NO_PAD.encode(header),
+                    URL_SAFE_NO_PAD.encode(payload)
+                );
+                let tag = crate::jwt::testkit::hmac_sign(
+                    MessageDigest::sha256(),
+                    &secret,
+                    input.as_bytes(),
+                );
+                let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag));
+                let sources = if header.contains("kid") {
+                    let jwks =
+                        format!(r#"{{"keys":[{{"kty":"oct","kid":"k/1","k":"{HS256_K}"}}]}}"#);
+                    let keys = Arc::new(jwks::parse_jwks(jwks.as_bytes()).unwrap().keys);
+                    vec![KeySource { keys, issuer: None }]
+                } else {
+                    hs256_keys()
+                };
+                let (verified, _) = authenticate(token.as_bytes(), &sources, &policy, 0)
+                    .unwrap_or_else(|d| panic!("payload {n}: {:?}", d.error));
+                let from_tree = Probe::of(&Facts::of(verified.kid.as_deref(), &verified.claims));
+                assert_eq!(
+                    *verified.revocation_probe(),
+                    from_tree,
+                    "payload {n} {header}"
+                );
+            }
+        }
     }
 }

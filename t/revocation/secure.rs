@@ -95,6 +95,8 @@ fn rediss_with_an_acl_user_whose_password_and_ca_only_the_master_can_read() {
         "{rev}"
     );
     assert_eq!(rev["entries"]["jti"], 1, "{rev}");
+    // The default 16m zone: README's 229,376 revocations.
+    assert_eq!(rev["capacity"], 229_376, "{rev}");
     let metrics = nginx.get("/metrics").send().text();
     assert!(
         metrics.contains("nginx_auth_jwt_revocation_connected 1"),
