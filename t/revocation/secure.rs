@@ -1,4 +1,4 @@
-//! Redis over TLS with an ACL user: the password and CA only the master can read, the
+//! Redis over TLS with an ACL user, two nodes of two workers: the password and CA only the master can read, the
 //! password never shown; an untrusted certificate or a wrong password refused and logged once.
 
 use std::fs;
@@ -69,21 +69,31 @@ fn rediss_with_an_acl_user_whose_password_and_ca_only_the_master_can_read() {
         pass.display(),
         ca.display()
     );
-    let nginx = Nginx::main(&template(&args)).workers(2).start();
-    for pid in nginx.worker_pids() {
+    // Two nodes of two workers each, one Redis.
+    let nodes = [
+        Nginx::main(&template(&args)).workers(2).start(),
+        Nginx::main(&template(&args)).workers(2).start(),
+    ];
+    for pid in nodes.iter().flat_map(Nginx::worker_pids) {
         assert_ne!(uid_of(pid), "0", "a worker runs as root");
     }
     let t0 = now();
     let stolen = token("stolen-over-tls", "bob", t0);
-    until_status(&nginx, &stolen, 200);
-    redis.xadd(&["jti", "stolen-over-tls", "exp", &(t0 + 600).to_string()]);
-    let took = until_status(&nginx, &stolen, 401);
-    eprintln!("revoked over TLS with an ACL user in {took:?}");
-    // Every worker refuses it (fresh connections land on either worker).
-    for _ in 0..20 {
-        let resp = nginx.get("/").bearer(&stolen).send();
-        assert_eq!(resp.status, 401, "{resp:?}");
+    for node in &nodes {
+        until_status(node, &stolen, 200);
     }
+    redis.xadd(&["jti", "stolen-over-tls", "exp", &(t0 + 600).to_string()]);
+    for node in &nodes {
+        let took = until_status(node, &stolen, 401);
+        eprintln!("revoked over TLS with an ACL user in {took:?}");
+        // Every worker refuses it (fresh connections land on either worker).
+        for _ in 0..20 {
+            let resp = node.get("/").bearer(&stolen).send();
+            assert_eq!(resp.status, 401, "{resp:?}");
+        }
+    }
+    let [nginx, other] = nodes;
+    other.finish();
     let status = nginx.get("/status").send();
     assert_eq!(status.status, 200);
     let page: serde_json::Value = serde_json::from_str(&status.text()).expect("status JSON");
