@@ -21,6 +21,7 @@ use crate::log::{boundary, log_debug};
 use crate::zone::ZoneData;
 
 mod outcome;
+mod sender;
 
 use self::outcome::{apply, Kind, Outcome, Refusal};
 use crate::{headers, revocation, state, time, HttpAuthJwtModule};
@@ -158,6 +159,9 @@ fn decide(
         }
     };
     if let Some(outcome) = revoked(request, &verified, now) {
+        return Ok(outcome);
+    }
+    if let Some(outcome) = sender::mtls_refusal(request, lcf, &verified) {
         return Ok(outcome);
     }
     // A claim that cannot be sent safely as an identity header refuses the token.

@@ -24,7 +24,7 @@ use auth_jwt_core::metrics::{self, Counters};
 pub const MAX_SOURCES: usize = 32;
 const MAGIC: u64 = u64::from_be_bytes(*b"auth_jwt");
 /// Bump when `ZoneData` changes shape: a reload with another layout starts a fresh table.
-const LAYOUT_VERSION: u64 = 3;
+const LAYOUT_VERSION: u64 = 4;
 /// Workers with their own counter slot; more share slots (sums stay right, atomics).
 pub const MAX_WORKERS: usize = 64;
 
@@ -132,6 +132,8 @@ pub struct WorkerCounters {
     /// Verification durations per histogram bucket (`metrics::BUCKETS`, then `+Inf`).
     pub buckets: [AtomicU64; metrics::BUCKETS.len() + 1],
     pub duration_sum_ns: AtomicU64,
+    /// Indexed like `metrics::SENDER`.
+    pub sender: [AtomicU64; metrics::SENDER.len()],
 }
 
 impl WorkerCounters {
@@ -152,6 +154,13 @@ impl WorkerCounters {
         lookups.fetch_add(1, Ordering::Relaxed);
         self.buckets[metrics::bucket(nanos)].fetch_add(1, Ordering::Relaxed);
         self.duration_sum_ns.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Counts one check of a sender-constrained token (`metrics::SENDER` labels).
+    pub fn sender(&self, method: &str, result: &str) {
+        if let Some(i) = metrics::sender_index(method, result) {
+            self.sender[i].fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -259,6 +268,9 @@ impl ZoneData {
                 *total += get(n);
             }
             for (total, n) in sum.buckets.iter_mut().zip(&w.buckets) {
+                *total += get(n);
+            }
+            for (total, n) in sum.sender.iter_mut().zip(&w.sender) {
                 *total += get(n);
             }
             sum.cache_hits += get(&w.cache_hits);

@@ -16,6 +16,7 @@ mod inheritance;
 mod limits;
 mod malformed;
 mod metrics;
+mod mtls;
 mod panic;
 mod remote;
 mod require;

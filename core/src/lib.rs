@@ -15,6 +15,7 @@ pub mod identity;
 pub mod jwks;
 pub mod jwt;
 pub mod metrics;
+pub mod mtls;
 pub mod refresh;
 pub mod revocation;
 
