@@ -11,6 +11,7 @@ pub mod authn;
 pub mod cache;
 pub mod challenge;
 pub mod directive;
+pub mod dpop;
 pub mod identity;
 pub mod jwks;
 pub mod jwt;
