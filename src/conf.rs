@@ -157,11 +157,12 @@ pub static mut NGX_HTTP_AUTH_JWT_COMMANDS: [ngx_command_t; NCOMMANDS] = [
         revocation::RevocationLifetime
     ),
     command!("auth_jwt_mtls", ANY_LOC | NGX_CONF_TAKE12, sender::Mtls),
+    command!("auth_jwt_dpop", ANY_LOC | NGX_CONF_1MORE, sender::Dpop),
     ngx_command_t::empty(),
 ];
 
 /// Directives, and the table's closing empty row.
-const NCOMMANDS: usize = 27;
+const NCOMMANDS: usize = 28;
 
 /// Merges a location level and logs why it failed, which ngx 0.5.1's default merge does not.
 ///

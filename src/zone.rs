@@ -25,6 +25,8 @@ pub const MAX_SOURCES: usize = 32;
 const MAGIC: u64 = u64::from_be_bytes(*b"auth_jwt");
 /// Bump when `ZoneData` changes shape: a reload with another layout starts a fresh table.
 const LAYOUT_VERSION: u64 = 4;
+/// Entries of the DPoP replay table (8 bytes each): proofs accepted within one window.
+pub const DPOP_REPLAY_SLOTS: usize = 32 * 1024;
 /// Workers with their own counter slot; more share slots (sums stay right, atomics).
 pub const MAX_WORKERS: usize = 64;
 
@@ -172,6 +174,8 @@ pub struct ZoneData {
     pub slots: [Slot; MAX_SOURCES],
     pub counters: [WorkerCounters; MAX_WORKERS],
     pub revocations: crate::revocation::RevocationZone,
+    /// DPoP proofs seen within their window (`auth_jwt_core::dpop::replay`).
+    pub dpop_replay: [AtomicU64; DPOP_REPLAY_SLOTS],
 }
 
 // SAFETY: `ZoneData` lives in shared memory; every mutable field is behind a lock or atomic,

@@ -10,6 +10,7 @@ mod chaos;
 mod claims;
 mod config;
 mod docs;
+mod dpop;
 mod examples;
 mod identity;
 mod inheritance;

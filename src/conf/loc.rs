@@ -12,6 +12,7 @@ use crate::variables::PathVar;
 use crate::zone::ZoneRef;
 use auth_jwt_core::authn::KeySource;
 use auth_jwt_core::directive::{FailMode, RequireError};
+use auth_jwt_core::dpop::DpopRules;
 use auth_jwt_core::jwt::alg::AlgSet;
 use auth_jwt_core::jwt::verify::KeySet;
 use auth_jwt_core::metrics::FileReport;
@@ -123,6 +124,8 @@ pub struct JwtLocConf {
     pub resource_metadata: Option<String>,
     /// `auth_jwt_mtls`.
     pub mtls: Option<MtlsConf>,
+    /// `auth_jwt_dpop`.
+    pub dpop: Option<DpopRules>,
 }
 
 /// `auth_jwt_mtls`: the policy, and where the client certificate comes from.
@@ -154,6 +157,7 @@ impl Default for JwtLocConf {
             scope: None,
             resource_metadata: None,
             mtls: None,
+            dpop: None,
         }
     }
 }
@@ -179,6 +183,7 @@ impl JwtLocConf {
         inherit(&mut self.scope, &prev.scope);
         inherit(&mut self.resource_metadata, &prev.resource_metadata);
         inherit(&mut self.mtls, &prev.mtls);
+        inherit(&mut self.dpop, &prev.dpop);
         for source in self.remote.iter().flatten() {
             let ca = source.ca.get_or_init(|| self.trusted_certificate.clone());
             if *ca != self.trusted_certificate {

@@ -1,8 +1,10 @@
-//! Directives of sender-constrained tokens: `auth_jwt_mtls` (RFC 8705).
+//! Directives of sender-constrained tokens: `auth_jwt_mtls` (RFC 8705) and `auth_jwt_dpop`
+//! (RFC 9449).
 
-use super::directive::directive;
+use super::directive::{directive, set_once};
 use super::loc::{JwtLocConf, MtlsConf};
 use crate::error::Error;
+use auth_jwt_core::dpop::parse_dpop;
 use auth_jwt_core::mtls::parse_mtls;
 
 directive! {
@@ -21,5 +23,12 @@ directive! {
             certificate,
         });
         Ok(())
+    }
+}
+
+directive! {
+    /// `auth_jwt_dpop required | optional | off [window=] [algorithms=] [origin=]`.
+    Dpop(_, lcf: JwtLocConf, args) {
+        set_once(&mut lcf.dpop, || parse_dpop(args))
     }
 }

@@ -1,15 +1,20 @@
 //! Sender-constrained tokens on the request path: the certificate binding (RFC 8705), read
-//! from the TLS connection or from the configured variable.
+//! from the TLS connection or from the configured variable, and DPoP proofs (RFC 9449) with
+//! their replay table in the shared zone.
 
 use std::borrow::Cow;
 use std::rc::Rc;
 
+use ngx::core::NgxStr;
 use ngx::http::Request;
 
 use super::outcome::{Kind, Outcome, Refusal};
-use super::zone_of;
+use super::{zone_of, Scheme};
 use crate::conf::JwtLocConf;
+use crate::zone::ZoneData;
 use auth_jwt_core::authn::Verified;
+use auth_jwt_core::dpop::replay::{self, Seen};
+use auth_jwt_core::dpop::{self, DpopError, DpopPolicy, DpopRules, ProofTarget};
 use auth_jwt_core::jwt::error::Status;
 use auth_jwt_core::mtls::{self, MtlsError, MtlsPolicy, MtlsVerdict};
 
@@ -102,4 +107,144 @@ fn client_certificate(request: &Request) -> Option<Vec<u8>> {
 #[cfg(not(ngx_feature = "http_ssl"))]
 fn client_certificate(_: &Request) -> Option<Vec<u8>> {
     None
+}
+
+/// The `auth_jwt_dpop` check of a verified token sent as `scheme`; `None` when it passes.
+pub(super) fn dpop_refusal(
+    request: &Request,
+    lcf: &JwtLocConf,
+    verified: &Rc<Verified>,
+    token: &[u8],
+    scheme: Scheme,
+    now: i64,
+) -> Option<Outcome> {
+    let default;
+    let rules = match &lcf.dpop {
+        Some(rules) => rules,
+        None => {
+            default = DpopRules::default();
+            &default
+        }
+    };
+    if rules.policy == DpopPolicy::Off {
+        return None;
+    }
+    let zone = zone_of(request);
+    let result = dpop_check(request, rules, verified, token, scheme, now, zone);
+    let counters = zone.map(|z| z.worker_counters());
+    match result {
+        Ok(false) => None,
+        Ok(true) => {
+            counters.inspect(|c| c.sender("dpop", "ok"));
+            None
+        }
+        Err(e) => {
+            counters.inspect(|c| c.sender("dpop", e.label()));
+            let challenge = match (scheme, e.is_proof_error()) {
+                (Scheme::Dpop, true) => Kind::Dpop {
+                    error: "invalid_dpop_proof",
+                },
+                (Scheme::Dpop, false) => Kind::Dpop {
+                    error: "invalid_token",
+                },
+                _ => Kind::InvalidToken,
+            };
+            Some(Outcome::Deny(Refusal {
+                status: Status::Invalid,
+                reason: Cow::Owned(e.to_string()),
+                detail: None,
+                challenge,
+                kid: verified.kid.clone(),
+                alg: Some(verified.alg),
+                token: None,
+            }))
+        }
+    }
+}
+
+/// `Ok(true)`: a bound token with its proof; `Ok(false)`: an unbound token the policy lets
+/// through as a bearer token.
+fn dpop_check(
+    request: &Request,
+    rules: &DpopRules,
+    verified: &Verified,
+    token: &[u8],
+    scheme: Scheme,
+    now: i64,
+    zone: Option<&ZoneData>,
+) -> Result<bool, DpopError> {
+    let Some(jkt) = dpop::binding(&verified.claims)? else {
+        if rules.policy == DpopPolicy::Required || scheme == Scheme::Dpop {
+            return Err(DpopError::Unbound);
+        }
+        return Ok(false);
+    };
+    if scheme != Scheme::Dpop {
+        return Err(DpopError::Bearer);
+    }
+    let mut proofs = request
+        .headers_in_iterator()
+        .filter(|(name, _)| name.as_bytes().eq_ignore_ascii_case(b"dpop"))
+        .map(|(_, value)| value.as_bytes());
+    let proof = match (proofs.next(), proofs.next()) {
+        (Some(proof), None) => proof,
+        (None, _) => return Err(DpopError::Proof("missing")),
+        (Some(_), Some(_)) => return Err(DpopError::Proof("sent more than once")),
+    };
+    let htu = htu(request, rules.origin.as_deref());
+    let r = request.as_ref();
+    // SAFETY: the request's method name, set by NGINX's parser.
+    let method = unsafe { NgxStr::from_ngx_str(r.method_name) }.as_bytes();
+    let target = ProofTarget {
+        method,
+        htu: &htu,
+        token,
+        now,
+    };
+    let proof = dpop::check_proof(proof, &target, jkt, rules)?;
+    let (expires, now) = (
+        u32::try_from(proof.expires).unwrap_or(u32::MAX),
+        u32::try_from(now).unwrap_or(0),
+    );
+    let seen = zone.map_or(Seen::Full, |z| {
+        replay::record(&z.dpop_replay, &proof.jti_digest, expires, now)
+    });
+    match seen {
+        Seen::Fresh => Ok(true),
+        Seen::Replay => Err(DpopError::Replay),
+        Seen::Full => Err(DpopError::Proof("not recorded: replay cache full")),
+    }
+}
+
+/// `htu` as this request should carry it: the configured origin (or the scheme of the
+/// connection and the `Host` header), then the path of the request line, without query.
+fn htu(request: &Request, origin: Option<&str>) -> String {
+    let r = request.as_ref();
+    let uri = request.unparsed_uri().as_bytes();
+    let path = uri.split(|&b| b == b'?').next().unwrap_or_default();
+    let path = String::from_utf8_lossy(path);
+    if let Some(origin) = origin {
+        return format!("{origin}{path}");
+    }
+    let host = if r.headers_in.host.is_null() {
+        Cow::Borrowed("")
+    } else {
+        // SAFETY: a non-NULL `host` points at a parsed header of this request.
+        String::from_utf8_lossy(
+            unsafe { NgxStr::from_ngx_str((*r.headers_in.host).value) }.as_bytes(),
+        )
+    };
+    let scheme = if is_tls(request) { "https" } else { "http" };
+    format!("{scheme}://{host}{path}")
+}
+
+#[cfg(ngx_feature = "http_ssl")]
+fn is_tls(request: &Request) -> bool {
+    // SAFETY: a request's `connection` is live for the request.
+    unsafe { request.as_ref().connection.as_ref() }.is_some_and(|c| !c.ssl.is_null())
+}
+
+#[cfg(not(ngx_feature = "http_ssl"))]
+fn is_tls(_: &Request) -> bool {
+    false
 }
