@@ -51,6 +51,17 @@ const FETCHER_LINES: &[&str] = &[
     "failed (http_5xx)",
 ];
 
+/// Lines of sender-constrained tokens: produced by t/mtls.rs and t/dpop.rs, which must assert
+/// them (they need TLS client certificates and DPoP proofs).
+const SENDER_LINES: &[&str] = &[
+    "client certificate does not match the token's binding",
+    "token bound to a client certificate, none presented",
+    "DPoP proof htu does not match the request URI",
+    "iat outside the acceptance window",
+    "DPoP proof replayed",
+    "DPoP-bound token sent as a bearer token",
+];
+
 const CONF: &str = r#"
     map $arg_ok $ok { default 0; yes 1; }
     server {
@@ -108,8 +119,23 @@ fn troubleshooting_log_lines_are_real() {
         include_str!("remote/workers.rs"),
     ]
     .concat();
+    let sender = [include_str!("mtls.rs"), include_str!("dpop.rs")].concat();
     let mut missing = Vec::new();
     for pattern in &patterns {
+        let sender_lines: Vec<&&str> = SENDER_LINES
+            .iter()
+            .filter(|f| pattern.contains(*f))
+            .collect();
+        if !sender_lines.is_empty() {
+            for fragment in sender_lines {
+                if !sender.contains(fragment) {
+                    missing.push(format!(
+                        "{pattern} (t/mtls.rs, t/dpop.rs do not assert {fragment:?})"
+                    ));
+                }
+            }
+            continue;
+        }
         if let Some(fragment) = FETCHER_LINES.iter().find(|f| pattern.contains(*f)) {
             if !remote.contains(fragment) {
                 missing.push(format!(

@@ -203,6 +203,10 @@ fn a_bound_token_passes_only_on_its_certificate() {
         0,
         "rejected (invalid): client certificate does not match the token's binding",
     );
+    nginx.assert_log(
+        0,
+        "rejected (invalid): token bound to a client certificate, none presented",
+    );
     nginx.finish();
 }
 

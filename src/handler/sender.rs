@@ -207,7 +207,7 @@ fn dpop_check(
         u32::try_from(now).unwrap_or(0),
     );
     let seen = zone.map_or(Seen::Full, |z| {
-        replay::record(&z.dpop_replay, &proof.jti_digest, expires, now)
+        replay::record(z.dpop_replay.slots(), &proof.jti_digest, expires, now)
     });
     match seen {
         Seen::Fresh => Ok(true),
