@@ -20,6 +20,7 @@ pub(crate) mod ext;
 mod loc;
 pub(crate) mod remote;
 mod revocation;
+mod sender;
 mod srv;
 
 pub use self::loc::{JwtLocConf, JwtMainConf, Mode};
@@ -155,11 +156,13 @@ pub static mut NGX_HTTP_AUTH_JWT_COMMANDS: [ngx_command_t; NCOMMANDS] = [
         NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
         revocation::RevocationLifetime
     ),
+    command!("auth_jwt_mtls", ANY_LOC | NGX_CONF_TAKE12, sender::Mtls),
+    command!("auth_jwt_dpop", ANY_LOC | NGX_CONF_1MORE, sender::Dpop),
     ngx_command_t::empty(),
 ];
 
 /// Directives, and the table's closing empty row.
-const NCOMMANDS: usize = 26;
+const NCOMMANDS: usize = 28;
 
 /// Merges a location level and logs why it failed, which ngx 0.5.1's default merge does not.
 ///

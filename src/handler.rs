@@ -21,11 +21,13 @@ use crate::log::{boundary, log_debug};
 use crate::zone::ZoneData;
 
 mod outcome;
+mod sender;
 
 use self::outcome::{apply, Kind, Outcome, Refusal};
 use crate::{headers, revocation, state, time, HttpAuthJwtModule};
 use auth_jwt_core::authn::{self, Denial, KeySource, Lookup, Policy, Verified};
 use auth_jwt_core::directive::{FailMode, RequireError};
+use auth_jwt_core::dpop::DpopPolicy;
 use auth_jwt_core::identity;
 use auth_jwt_core::jwt::claims::ClaimRules;
 use auth_jwt_core::jwt::error::{Status, VerifyError};
@@ -113,7 +115,11 @@ fn decide(
         let open = lcf.fail_mode == Some(FailMode::Open);
         return Ok(Outcome::NoKeys { open });
     }
-    let Some(raw) = token_of(request, token_var) else {
+    let dpop_on = lcf
+        .dpop
+        .as_ref()
+        .is_none_or(|d| d.policy != DpopPolicy::Off);
+    let Some((raw, scheme)) = token_of(request, token_var, dpop_on) else {
         return Ok(Outcome::Deny(Refusal {
             status: Status::Missing,
             reason: Cow::Borrowed("no bearer token"),
@@ -158,6 +164,12 @@ fn decide(
         }
     };
     if let Some(outcome) = revoked(request, &verified, now) {
+        return Ok(outcome);
+    }
+    if let Some(outcome) = sender::mtls_refusal(request, lcf, &verified) {
+        return Ok(outcome);
+    }
+    if let Some(outcome) = sender::dpop_refusal(request, lcf, &verified, raw, scheme, now) {
         return Ok(outcome);
     }
     // A claim that cannot be sent safely as an identity header refuses the token.
@@ -281,27 +293,47 @@ fn policy(lcf: &JwtLocConf) -> Policy<'_> {
     }
 }
 
-/// The token from `token=$var`, or from `Authorization: Bearer <token>`.
-fn token_of<'r>(request: &'r Request, var: Option<&ComplexValue>) -> Option<&'r [u8]> {
-    let token = match var {
-        Some(cv) => request.get_complex_value(cv.as_ref())?.as_bytes(),
-        None => bearer(request)?,
-    };
-    (!token.is_empty()).then_some(token)
+/// How the token came: which scheme of `Authorization`, or a configured variable.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scheme {
+    Bearer,
+    Dpop,
+    Variable,
 }
 
-fn bearer(request: &Request) -> Option<&[u8]> {
+/// The token from `token=$var`, or from `Authorization: Bearer <token>` (or `DPoP <token>`
+/// unless `auth_jwt_dpop off`).
+fn token_of<'r>(
+    request: &'r Request,
+    var: Option<&ComplexValue>,
+    dpop: bool,
+) -> Option<(&'r [u8], Scheme)> {
+    let (token, scheme) = match var {
+        Some(cv) => (
+            request.get_complex_value(cv.as_ref())?.as_bytes(),
+            Scheme::Variable,
+        ),
+        None => authorization(request, dpop)?,
+    };
+    (!token.is_empty()).then_some((token, scheme))
+}
+
+fn authorization(request: &Request, dpop: bool) -> Option<(&[u8], Scheme)> {
     let h = request.as_ref().headers_in.authorization;
     if h.is_null() {
         return None;
     }
     // SAFETY: a non-NULL `authorization` points at a parsed header of this request.
     let value = unsafe { NgxStr::from_ngx_str((*h).value) }.as_bytes();
-    let (scheme, rest) = value.split_at_checked(6)?;
-    if !scheme.eq_ignore_ascii_case(b"Bearer") || !rest.starts_with(b" ") {
+    let (name, rest) = value.split_at(value.iter().position(|&b| b == b' ')?);
+    let scheme = if name.eq_ignore_ascii_case(b"Bearer") {
+        Scheme::Bearer
+    } else if dpop && name.eq_ignore_ascii_case(b"DPoP") {
+        Scheme::Dpop
+    } else {
         return None;
-    }
-    Some(rest.trim_ascii())
+    };
+    Some((rest.trim_ascii(), scheme))
 }
 
 /// `auth_jwt_require` semantics: the value is neither empty nor "0".

@@ -60,6 +60,17 @@ const REDIS_LINES: &[&str] = &[
     "refused: ",
 ];
 
+/// Lines of sender-constrained tokens: produced by t/mtls.rs and t/dpop.rs, which must assert
+/// them (they need TLS client certificates and DPoP proofs).
+const SENDER_LINES: &[&str] = &[
+    "client certificate does not match the token's binding",
+    "token bound to a client certificate, none presented",
+    "DPoP proof htu does not match the request URI",
+    "iat outside the acceptance window",
+    "DPoP proof replayed",
+    "DPoP-bound token sent as a bearer token",
+];
+
 const CONF: &str = r#"
     map $arg_ok $ok { default 0; yes 1; }
     auth_jwt_revocation_file {{prefix}}/revoked.json;
@@ -127,22 +138,25 @@ fn troubleshooting_log_lines_are_real() {
         include_str!("revocation/table.rs"),
     ]
     .concat();
+    let sender = [include_str!("mtls.rs"), include_str!("dpop.rs")].concat();
+    // Lines only a live peer produces: the test files that must assert each fragment.
+    let groups: [(&[&str], &str, &str); 3] = [
+        (FETCHER_LINES, &remote, "t/remote/"),
+        (REDIS_LINES, &revocation, "t/revocation/"),
+        (SENDER_LINES, &sender, "t/mtls.rs, t/dpop.rs"),
+    ];
     let mut missing = Vec::new();
     for pattern in &patterns {
-        if let Some(fragment) = REDIS_LINES.iter().find(|f| pattern.contains(*f)) {
-            if !revocation.contains(fragment) {
-                missing.push(format!(
-                    "{pattern} (t/revocation/ does not assert {fragment:?})"
-                ));
+        let mut by_peer = false;
+        for (lines, source, files) in groups {
+            for fragment in lines.iter().filter(|f| pattern.contains(*f)) {
+                by_peer = true;
+                if !source.contains(fragment) {
+                    missing.push(format!("{pattern} ({files} does not assert {fragment:?})"));
+                }
             }
-            continue;
         }
-        if let Some(fragment) = FETCHER_LINES.iter().find(|f| pattern.contains(*f)) {
-            if !remote.contains(fragment) {
-                missing.push(format!(
-                    "{pattern} (t/remote/ does not assert {fragment:?})"
-                ));
-            }
+        if by_peer {
             continue;
         }
         let produced = log

@@ -47,6 +47,20 @@ pub fn www_authenticate(realm: &str, challenge: Challenge<'_>, attrs: Attributes
     out
 }
 
+/// RFC 9449 section 7.1: `DPoP algs="...", error="<error>", error_description="..."`, for a
+/// refused proof (`invalid_dpop_proof`) or a DPoP request whose token was refused
+/// (`invalid_token`).
+pub fn dpop_challenge(algs: &str, error: &str, description: &str) -> String {
+    let mut out = String::with_capacity(64 + algs.len() + description.len());
+    out.push_str("DPoP algs=");
+    push_quoted(&mut out, algs);
+    out.push_str(", error=");
+    push_quoted(&mut out, error);
+    out.push_str(", error_description=");
+    push_quoted(&mut out, description);
+    out
+}
+
 fn push_quoted(out: &mut String, text: &str) {
     out.push('"');
     for c in text.chars() {
@@ -94,6 +108,10 @@ mod tests {
             scope: Some("orders:read orders:write"),
             resource_metadata: Some("https://api.example/.well-known/oauth-protected-resource"),
         };
+        assert_eq!(
+            dpop_challenge("ES256 EdDSA", "invalid_dpop_proof", "DPoP proof 'x'"),
+            r#"DPoP algs="ES256 EdDSA", error="invalid_dpop_proof", error_description="DPoP proof 'x'""#
+        );
         assert_eq!(
             www_authenticate("api", Challenge::InsufficientScope, attrs),
             r#"Bearer realm="api", error="insufficient_scope", scope="orders:read orders:write", resource_metadata="https://api.example/.well-known/oauth-protected-resource""#

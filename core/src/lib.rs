@@ -11,10 +11,12 @@ pub mod authn;
 pub mod cache;
 pub mod challenge;
 pub mod directive;
+pub mod dpop;
 pub mod identity;
 pub mod jwks;
 pub mod jwt;
 pub mod metrics;
+pub mod mtls;
 pub mod refresh;
 pub mod revocation;
 

@@ -21,6 +21,29 @@ pub fn bucket(nanos: u64) -> usize {
         .unwrap_or(BUCKETS.len())
 }
 
+/// `(method, result)` label pairs of `nginx_auth_jwt_sender_constrained_total`: every check
+/// of a token bound to its sender, and every refusal for a missing binding.
+pub const SENDER: [(&str, &str); 13] = [
+    ("mtls", "ok"),
+    ("mtls", "unbound"),
+    ("mtls", "no_certificate"),
+    ("mtls", "mismatch"),
+    ("mtls", "bad_binding"),
+    ("mtls", "bad_certificate"),
+    ("dpop", "ok"),
+    ("dpop", "unbound"),
+    ("dpop", "bearer"),
+    ("dpop", "invalid_proof"),
+    ("dpop", "replay"),
+    ("dpop", "use_nonce"),
+    ("dpop", "bad_binding"),
+];
+
+/// The index of `(method, result)` in [`SENDER`].
+pub fn sender_index(method: &str, result: &str) -> Option<usize> {
+    SENDER.iter().position(|&(m, r)| m == method && r == result)
+}
+
 /// Request counters summed over the workers.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Counters {
@@ -31,6 +54,8 @@ pub struct Counters {
     /// Per bucket (not cumulative), the last one being `+Inf`.
     pub buckets: [u64; BUCKETS.len() + 1],
     pub duration_sum_ns: u64,
+    /// Indexed like [`SENDER`].
+    pub sender: [u64; SENDER.len()],
 }
 
 /// One remote key source as the zone and this worker see it.
@@ -134,6 +159,18 @@ pub fn prometheus(c: &Counters, sources: &[SourceReport], now: i64) -> String {
         c.duration_sum_ns as f64 / 1e9
     );
     let _ = writeln!(w, "nginx_auth_jwt_verify_duration_seconds_count {count}");
+    header(
+        w,
+        "sender_constrained_total",
+        "counter",
+        "Checks of sender-constrained tokens (mTLS, DPoP), by method and result.",
+    );
+    for ((method, result), n) in SENDER.iter().zip(c.sender) {
+        let _ = writeln!(
+            w,
+            "nginx_auth_jwt_sender_constrained_total{{method=\"{method}\",result=\"{result}\"}} {n}"
+        );
+    }
 
     if sources.is_empty() {
         return out;
@@ -226,6 +263,11 @@ pub fn status_json(r: &StatusReport<'_>) -> String {
         .zip(r.counters.requests)
         .map(|(s, n)| (s.as_str().to_owned(), json!(n)))
         .collect();
+    let mut sender = serde_json::Map::new();
+    for ((method, result), n) in SENDER.iter().zip(r.counters.sender) {
+        let entry = sender.entry(*method).or_insert_with(|| json!({}));
+        entry[*result] = json!(n);
+    }
     let sources: Vec<Value> = r
         .sources
         .iter()
@@ -260,6 +302,7 @@ pub fn status_json(r: &StatusReport<'_>) -> String {
         "cache": {"entries": r.cache_entries, "capacity": r.cache_capacity, "scope": "this worker"},
         "requests": requests,
         "cache_lookups": {"hits": r.counters.cache_hits, "misses": r.counters.cache_misses},
+        "sender_constrained": sender,
         "revocations": r.revocations,
     });
     let mut text = serde_json::to_string_pretty(&status).unwrap_or_default();

@@ -12,9 +12,11 @@ use crate::variables::PathVar;
 use crate::zone::ZoneRef;
 use auth_jwt_core::authn::KeySource;
 use auth_jwt_core::directive::{FailMode, RequireError};
+use auth_jwt_core::dpop::DpopRules;
 use auth_jwt_core::jwt::alg::AlgSet;
 use auth_jwt_core::jwt::verify::KeySet;
 use auth_jwt_core::metrics::FileReport;
+use auth_jwt_core::mtls::MtlsPolicy;
 
 /// Default `auth_jwt_max_size`.
 pub(super) const DEFAULT_MAX_SIZE: usize = 16 * 1024;
@@ -120,6 +122,18 @@ pub struct JwtLocConf {
     pub scope: Option<String>,
     /// `auth_jwt_resource_metadata`, for the challenge.
     pub resource_metadata: Option<String>,
+    /// `auth_jwt_mtls`.
+    pub mtls: Option<MtlsConf>,
+    /// `auth_jwt_dpop`.
+    pub dpop: Option<DpopRules>,
+}
+
+/// `auth_jwt_mtls`: the policy, and where the client certificate comes from.
+#[derive(Debug, Clone, Default)]
+pub struct MtlsConf {
+    pub policy: MtlsPolicy,
+    /// `certificate=$var`; `None`: the connection's own client certificate.
+    pub certificate: Option<ComplexValue>,
 }
 
 impl Default for JwtLocConf {
@@ -142,6 +156,8 @@ impl Default for JwtLocConf {
             fail_mode: None,
             scope: None,
             resource_metadata: None,
+            mtls: None,
+            dpop: None,
         }
     }
 }
@@ -166,6 +182,8 @@ impl JwtLocConf {
         inherit(&mut self.fail_mode, &prev.fail_mode);
         inherit(&mut self.scope, &prev.scope);
         inherit(&mut self.resource_metadata, &prev.resource_metadata);
+        inherit(&mut self.mtls, &prev.mtls);
+        inherit(&mut self.dpop, &prev.dpop);
         for source in self.remote.iter().flatten() {
             let ca = source.ca.get_or_init(|| self.trusted_certificate.clone());
             if *ca != self.trusted_certificate {

@@ -158,7 +158,17 @@ unsafe fn claim_slots(shm_zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_in
             }
             let now = crate::fetch::unix_now();
             let rv = &mcf.revocation;
-            match revocation::init_zone(&zone.revocations, rv, size, |n| zone.alloc(n), now) {
+            let replay = || {
+                zone.dpop_replay
+                    .allocate(size, |n| zone.alloc(n))
+                    .then_some(())
+                    .ok_or_else(|| {
+                        "auth_jwt_zone is too small for the DPoP replay table".to_owned()
+                    })
+            };
+            match revocation::init_zone(&zone.revocations, rv, size, |n| zone.alloc(n), now)
+                .and_then(|()| replay())
+            {
                 Ok(()) => true,
                 Err(reason) => {
                     crate::log::log_emerg!(log, "{reason}");

@@ -19,7 +19,8 @@ use crate::error::{Error, OrNoMemory};
 use crate::headers;
 use crate::log::{log_info, log_warn};
 use auth_jwt_core::authn::{log_safe, Denial, Verified};
-use auth_jwt_core::challenge::{www_authenticate, Attributes, Challenge};
+use auth_jwt_core::challenge::{dpop_challenge, www_authenticate, Attributes, Challenge};
+use auth_jwt_core::dpop::DpopRules;
 use auth_jwt_core::identity;
 use auth_jwt_core::jwt::alg::Alg;
 use auth_jwt_core::jwt::error::Status;
@@ -60,6 +61,8 @@ pub(super) enum Kind {
     InvalidToken,
     /// 403 `error="insufficient_scope"`.
     InsufficientScope,
+    /// 401 `DPoP algs="...", error="<error>"` (RFC 9449 section 7.1).
+    Dpop { error: &'static str },
 }
 
 impl Refusal {
@@ -190,20 +193,30 @@ fn refuse(
         None => &reason,
     };
     log_denial(request, status, logged, kid.as_deref(), alg);
-    let (challenge, code) = match challenge {
-        Kind::Missing => (Challenge::Missing, NGX_HTTP_UNAUTHORIZED),
-        Kind::InvalidToken => (Challenge::InvalidToken(&reason), NGX_HTTP_UNAUTHORIZED),
-        Kind::InsufficientScope => (Challenge::InsufficientScope, NGX_HTTP_FORBIDDEN),
+    let (value, code) = match challenge {
+        Kind::Dpop { error } => (dpop_value(lcf, error, &reason), NGX_HTTP_UNAUTHORIZED),
+        Kind::Missing => bearer_value(
+            request,
+            lcf,
+            realm,
+            Challenge::Missing,
+            NGX_HTTP_UNAUTHORIZED,
+        ),
+        Kind::InvalidToken => bearer_value(
+            request,
+            lcf,
+            realm,
+            Challenge::InvalidToken(&reason),
+            NGX_HTTP_UNAUTHORIZED,
+        ),
+        Kind::InsufficientScope => bearer_value(
+            request,
+            lcf,
+            realm,
+            Challenge::InsufficientScope,
+            NGX_HTTP_FORBIDDEN,
+        ),
     };
-    let realm = request
-        .get_complex_value(realm.as_ref())
-        .map(|r| r.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let attrs = Attributes {
-        scope: lcf.scope.as_deref(),
-        resource_metadata: lcf.resource_metadata.as_deref(),
-    };
-    let value = www_authenticate(&realm, challenge, attrs);
     headers::set_www_authenticate(request.as_mut(), &value).or_no_memory()?;
     let ctx = JwtCtx {
         status,
@@ -212,6 +225,35 @@ fn refuse(
     };
     ctx::put(request.as_mut(), ctx).or_no_memory()?;
     Ok((status, code as ngx_int_t))
+}
+
+/// RFC 6750's `Bearer realm="..."` challenge, with the location's attributes.
+fn bearer_value(
+    request: &Request,
+    lcf: &JwtLocConf,
+    realm: &ComplexValue,
+    challenge: Challenge<'_>,
+    code: u32,
+) -> (String, u32) {
+    let realm = request
+        .get_complex_value(realm.as_ref())
+        .map(|r| r.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let attrs = Attributes {
+        scope: lcf.scope.as_deref(),
+        resource_metadata: lcf.resource_metadata.as_deref(),
+    };
+    (www_authenticate(&realm, challenge, attrs), code)
+}
+
+/// RFC 9449's `DPoP algs="..."` challenge, naming the algorithms a proof may use here.
+fn dpop_value(lcf: &JwtLocConf, error: &str, reason: &str) -> String {
+    let algs = lcf
+        .dpop
+        .as_ref()
+        .map_or_else(|| DpopRules::default().algorithms, |rules| rules.algorithms);
+    let names: Vec<&str> = algs.iter().map(Alg::name).collect();
+    dpop_challenge(&names.join(" "), error, reason)
 }
 
 /// One `info` line per refusal, in the same shape whatever the reason. `kid` is the

@@ -69,11 +69,12 @@ pub fn make_ca(cn: &str) -> (X509, PKey<Private>) {
     (b.build(), key)
 }
 
-pub fn make_leaf(ca: &X509, ca_key: &PKey<Private>) -> (X509, PKey<Private>) {
+/// The part every certificate `ca` signs shares: a fresh key, `cn`, validity, no CA
+/// rights, digital signature only.
+fn signed_by(ca: &X509, cn: &str) -> (X509Builder, PKey<Private>) {
     let key = ec_key();
     let mut name = X509NameBuilder::new().expect("name");
-    name.append_entry_by_nid(Nid::COMMONNAME, "127.0.0.1")
-        .expect("cn");
+    name.append_entry_by_nid(Nid::COMMONNAME, cn).expect("cn");
     let name = name.build();
     let mut b = X509Builder::new().expect("x509");
     b.set_version(2).expect("v3");
@@ -90,6 +91,11 @@ pub fn make_leaf(ca: &X509, ca_key: &PKey<Private>) -> (X509, PKey<Private>) {
         .build()
         .expect("ku");
     b.append_extension(ext).expect("ku");
+    (b, key)
+}
+
+pub fn make_leaf(ca: &X509, ca_key: &PKey<Private>) -> (X509, PKey<Private>) {
+    let (mut b, key) = signed_by(ca, "127.0.0.1");
     let ext = ExtendedKeyUsage::new().server_auth().build().expect("eku");
     b.append_extension(ext).expect("eku");
     let san = SubjectAlternativeName::new()
@@ -108,5 +114,15 @@ pub fn make_leaf(ca: &X509, ca_key: &PKey<Private>) -> (X509, PKey<Private>) {
         .expect("aki");
     b.append_extension(aki).expect("aki");
     b.sign(ca_key, MessageDigest::sha256()).expect("sign leaf");
+    (b.build(), key)
+}
+
+/// A TLS client certificate named `cn` (clientAuth), signed by `ca`.
+pub fn make_client(ca: &X509, ca_key: &PKey<Private>, cn: &str) -> (X509, PKey<Private>) {
+    let (mut b, key) = signed_by(ca, cn);
+    let ext = ExtendedKeyUsage::new().client_auth().build().expect("eku");
+    b.append_extension(ext).expect("eku");
+    b.sign(ca_key, MessageDigest::sha256())
+        .expect("sign client");
     (b.build(), key)
 }

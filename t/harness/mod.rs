@@ -11,7 +11,7 @@
 //! - `http`: a raw HTTP/1.1 client that sends requests exactly as written.
 //! - `keys`: RSA, EC, Ed25519 and HMAC keys made once per process, as JWKS and PEM files.
 //! - `mint`: token minting (RustCrypto, not the OpenSSL verifier) including malformed tokens.
-//! - `certs`: a test CA and server certificate (OpenSSL).
+//! - `certs`: a test CA, server and client certificates (OpenSSL).
 //! - `unprivileged`: `user nobody` workers, and files only the master (root) may read.
 //! - `expect`: what accepted and refused requests must look like, and their log lines.
 

@@ -80,6 +80,18 @@ impl KeySet {
         )
     }
 
+    /// Checks a signature over `input` made with `alg` by any key of the set (no `kid`), for
+    /// JWS that are not access tokens (DPoP proofs, whose key travels in their header).
+    pub fn verify_signature(
+        &self,
+        alg: Alg,
+        input: &[u8],
+        signature: &[u8],
+        allowed: AlgSet,
+    ) -> Result<&Jwk, VerifyError> {
+        self.verify_parts(alg, None, input, signature, allowed)
+    }
+
     fn verify_parts(
         &self,
         alg: Alg,

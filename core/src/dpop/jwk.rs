@@ -1,0 +1,94 @@
+//! The proof's embedded public key: private members refused, RFC 7638 thumbprint, and the
+//! key set that verifies the proof's signature.
+#![forbid(unsafe_code)]
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde_json::{Map, Value};
+
+use super::DpopError;
+use crate::jwks;
+use crate::jwt::verify::KeySet;
+
+/// JWK members that only a private (or symmetric) key has.
+const PRIVATE: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// The members RFC 7638 section 3.2 hashes, in lexicographic order, per key type.
+fn required(kty: &str) -> Option<&'static [&'static str]> {
+    match kty {
+        "EC" => Some(&["crv", "kty", "x", "y"]),
+        "RSA" => Some(&["e", "kty", "n"]),
+        "OKP" => Some(&["crv", "kty", "x"]),
+        _ => None,
+    }
+}
+
+/// The public key of a proof header's `jwk`, and its RFC 7638 SHA-256 thumbprint.
+pub fn public_key(jwk: &Value) -> Result<(KeySet, String), DpopError> {
+    let jwk = jwk
+        .as_object()
+        .ok_or(DpopError::Proof("jwk is not an object"))?;
+    if PRIVATE.iter().any(|m| jwk.contains_key(*m)) {
+        return Err(DpopError::Proof("jwk holds a private key"));
+    }
+    let kty = jwk.get("kty").and_then(Value::as_str).unwrap_or_default();
+    let members = required(kty).ok_or(DpopError::Proof("jwk is not an asymmetric key"))?;
+    let thumbprint = thumbprint(jwk, members)?;
+    let text = serde_json::to_vec(jwk).map_err(|_| DpopError::Proof("jwk unreadable"))?;
+    let parsed = jwks::parse_jwks(&text).map_err(|_| DpopError::Proof("jwk unusable"))?;
+    if parsed.keys.is_empty() {
+        return Err(DpopError::Proof("jwk unusable"));
+    }
+    Ok((parsed.keys, thumbprint))
+}
+
+/// RFC 7638: base64url SHA-256 of the required members as compact JSON in name order.
+fn thumbprint(jwk: &Map<String, Value>, members: &[&str]) -> Result<String, DpopError> {
+    let mut canonical = String::from("{");
+    for (i, name) in members.iter().enumerate() {
+        let value = jwk
+            .get(*name)
+            .and_then(Value::as_str)
+            .ok_or(DpopError::Proof("jwk lacks a required member"))?;
+        if i > 0 {
+            canonical.push(',');
+        }
+        canonical.push_str(&format!("\"{name}\":"));
+        canonical.push_str(&Value::from(value).to_string());
+    }
+    canonical.push('}');
+    Ok(URL_SAFE_NO_PAD.encode(openssl::sha::sha256(canonical.as_bytes())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn rfc7638_example_thumbprint() {
+        // RFC 7638 section 3.1.
+        let jwk = json!({
+            "kty": "RSA",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+            "e": "AQAB",
+            "alg": "RS256",
+            "kid": "2011-04-29"
+        });
+        let (_, tp) = public_key(&jwk).unwrap();
+        assert_eq!(tp, "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+    }
+
+    #[test]
+    fn private_and_symmetric_keys_are_refused() {
+        for jwk in [
+            json!({"kty": "EC", "crv": "P-256", "x": "a", "y": "b", "d": "c"}),
+            json!({"kty": "oct", "k": "c2VjcmV0"}),
+            json!({"kty": "oct"}),
+            json!({"kty": "EC", "crv": "P-256", "x": "a"}),
+            json!("EC"),
+        ] {
+            assert!(public_key(&jwk).is_err(), "{jwk}");
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! Proofs signed with RustCrypto's ed25519-dalek, verified by the OpenSSL code under test.
+
+use super::*;
+
+use ed25519_dalek::{Signer, SigningKey};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+const TOKEN: &[u8] = b"eyJ.token.sig";
+const HTU: &str = "https://api.example/orders";
+const NOW: i64 = 1_700_000_000;
+
+fn b64(bytes: impl AsRef<[u8]>) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+fn jwk(k: &SigningKey) -> Value {
+    json!({"kty": "OKP", "crv": "Ed25519", "x": b64(k.verifying_key().as_bytes())})
+}
+
+/// RFC 7638 thumbprint, written out independently of `jwk::thumbprint`.
+fn jkt(k: &SigningKey) -> String {
+    let canonical = format!(
+        r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
+        b64(k.verifying_key().as_bytes())
+    );
+    b64(Sha256::digest(canonical))
+}
+
+fn proof(k: &SigningKey, header: Value, claims: Value) -> Vec<u8> {
+    let input = format!("{}.{}", b64(header.to_string()), b64(claims.to_string()));
+    let sig = k.sign(input.as_bytes());
+    format!("{input}.{}", b64(sig.to_bytes())).into_bytes()
+}
+
+fn header(k: &SigningKey) -> Value {
+    json!({"typ": "dpop+jwt", "alg": "EdDSA", "jwk": jwk(k)})
+}
+
+fn claims() -> Value {
+    json!({
+        "jti": "e1j3V_bKic8-LAEB", "htm": "GET", "htu": HTU, "iat": NOW,
+        "ath": b64(Sha256::digest(TOKEN)),
+    })
+}
+
+fn target() -> ProofTarget<'static> {
+    ProofTarget {
+        method: b"GET",
+        htu: HTU,
+        token: TOKEN,
+        now: NOW,
+    }
+}
+
+fn with(mut v: Value, name: &str, value: Value) -> Value {
+    v[name] = value;
+    v
+}
+
+fn without(mut v: Value, name: &str) -> Value {
+    v.as_object_mut().unwrap().remove(name);
+    v
+}
+
+#[test]
+fn a_right_proof_passes() {
+    let k = key(1);
+    let p = check_proof(
+        &proof(&k, header(&k), claims()),
+        &target(),
+        &jkt(&k),
+        &DpopRules::default(),
+    )
+    .unwrap();
+    assert_eq!(p.expires, NOW + DEFAULT_WINDOW + 1);
+    assert_eq!(p.jti_digest[..], Sha256::digest("e1j3V_bKic8-LAEB")[..]);
+    // Query and fragment of htu are ignored; scheme and host case, and the default port too.
+    for htu in [
+        "https://api.example/orders?x=1",
+        "https://api.example/orders#f",
+        "HTTPS://API.example/orders",
+        "https://api.example:443/orders",
+    ] {
+        let c = with(claims(), "htu", json!(htu));
+        assert!(
+            check_proof(
+                &proof(&k, header(&k), c),
+                &target(),
+                &jkt(&k),
+                &DpopRules::default()
+            )
+            .is_ok(),
+            "{htu}"
+        );
+    }
+}
+
+#[test]
+fn each_check_fails_alone() {
+    let k = key(1);
+    let other = key(2);
+    let rsa_only = DpopRules {
+        algorithms: [Alg::RS256].into_iter().collect(),
+        ..DpopRules::default()
+    };
+    let def = DpopRules::default();
+    let good = |h: Value, c: Value| proof(&k, h, c);
+    let mut forged = good(header(&k), claims());
+    let at = forged.iter().rposition(|&b| b == b'.').unwrap() + 1;
+    forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+    let cases: Vec<(&str, Vec<u8>, &DpopRules, &str)> = vec![
+        (
+            "typ",
+            good(with(header(&k), "typ", json!("JWT")), claims()),
+            &def,
+            "typ is not dpop+jwt",
+        ),
+        (
+            "no typ",
+            good(without(header(&k), "typ"), claims()),
+            &def,
+            "typ is not dpop+jwt",
+        ),
+        (
+            "alg list",
+            good(header(&k), claims()),
+            &rsa_only,
+            "alg is not allowed",
+        ),
+        (
+            "alg none",
+            good(with(header(&k), "alg", json!("none")), claims()),
+            &def,
+            "alg is not allowed",
+        ),
+        (
+            "alg HS256",
+            good(with(header(&k), "alg", json!("HS256")), claims()),
+            &def,
+            "alg is not allowed",
+        ),
+        (
+            "private jwk",
+            good(
+                with(header(&k), "jwk", with(jwk(&k), "d", json!(b64([1u8; 32])))),
+                claims(),
+            ),
+            &def,
+            "jwk holds a private key",
+        ),
+        (
+            "no jwk",
+            good(without(header(&k), "jwk"), claims()),
+            &def,
+            "has no jwk",
+        ),
+        (
+            "other jwk",
+            good(with(header(&k), "jwk", jwk(&other)), claims()),
+            &def,
+            "signature invalid",
+        ),
+        ("signature", forged, &def, "signature invalid"),
+        (
+            "htm",
+            good(header(&k), with(claims(), "htm", json!("POST"))),
+            &def,
+            "htm does not match the request method",
+        ),
+        (
+            "htu path",
+            good(
+                header(&k),
+                with(claims(), "htu", json!("https://api.example/admin")),
+            ),
+            &def,
+            "htu does not match the request URI",
+        ),
+        (
+            "htu host",
+            good(
+                header(&k),
+                with(claims(), "htu", json!("https://evil.example/orders")),
+            ),
+            &def,
+            "htu does not match the request URI",
+        ),
+        (
+            "htu scheme",
+            good(
+                header(&k),
+                with(claims(), "htu", json!("http://api.example/orders")),
+            ),
+            &def,
+            "htu does not match the request URI",
+        ),
+        (
+            "iat old",
+            good(header(&k), with(claims(), "iat", json!(NOW - 61))),
+            &def,
+            "iat outside the acceptance window",
+        ),
+        (
+            "iat future",
+            good(header(&k), with(claims(), "iat", json!(NOW + 61))),
+            &def,
+            "iat outside the acceptance window",
+        ),
+        (
+            "iat text",
+            good(header(&k), with(claims(), "iat", json!("now"))),
+            &def,
+            "iat missing",
+        ),
+        (
+            "jti",
+            good(header(&k), without(claims(), "jti")),
+            &def,
+            "jti missing",
+        ),
+        (
+            "ath",
+            good(
+                header(&k),
+                with(claims(), "ath", json!(b64(Sha256::digest(b"other")))),
+            ),
+            &def,
+            "ath does not match the access token",
+        ),
+        (
+            "no ath",
+            good(header(&k), without(claims(), "ath")),
+            &def,
+            "ath does not match the access token",
+        ),
+        ("two dots", b"a.b".to_vec(), &def, "is not a compact JWS"),
+        (
+            "four dots",
+            b"a.b.c.d".to_vec(),
+            &def,
+            "is not a compact JWS",
+        ),
+        ("huge", vec![b'a'; MAX_PROOF + 1], &def, "too large"),
+    ];
+    for (case, p, rules, want) in cases {
+        assert_eq!(
+            check_proof(&p, &target(), &jkt(&k), rules),
+            Err(DpopError::Proof(want)),
+            "{case}"
+        );
+    }
+    // A right proof by another key than the one the token is bound to.
+    assert_eq!(
+        check_proof(
+            &proof(&other, header(&other), claims()),
+            &target(),
+            &jkt(&k),
+            &def
+        ),
+        Err(DpopError::Proof("key does not match the token's cnf.jkt"))
+    );
+}
+
+#[test]
+fn bindings() {
+    let c = |v: Value| v.as_object().unwrap().clone();
+    assert_eq!(binding(&c(json!({"cnf": {"jkt": "abc"}}))), Ok(Some("abc")));
+    assert_eq!(binding(&c(json!({"cnf": {"x5t#S256": "abc"}}))), Ok(None));
+    assert_eq!(binding(&c(json!({"sub": "a"}))), Ok(None));
+    assert_eq!(
+        binding(&c(json!({"cnf": "jkt"}))),
+        Err(DpopError::BadBinding)
+    );
+    assert_eq!(
+        binding(&c(json!({"cnf": {"jkt": 1}}))),
+        Err(DpopError::BadBinding)
+    );
+}
+
+#[test]
+fn directive_values() {
+    let r = parse_dpop(&[
+        "required",
+        "window=30s",
+        "algorithms=ES256,EdDSA",
+        "origin=https://API.example:8443",
+    ])
+    .unwrap();
+    assert_eq!(r.policy, DpopPolicy::Required);
+    assert_eq!(r.window, 30);
+    assert_eq!(
+        r.algorithms.iter().collect::<Vec<_>>(),
+        vec![Alg::ES256, Alg::EdDSA]
+    );
+    assert_eq!(r.origin.as_deref(), Some("https://api.example:8443"));
+    assert_eq!(parse_dpop(&["off"]).unwrap().policy, DpopPolicy::Off);
+    assert_eq!(parse_dpop(&["optional"]).unwrap(), DpopRules::default());
+    for bad in [
+        &["on"][..],
+        &[],
+        &["required", "window=0s"],
+        &["required", "window=2h"],
+        &["required", "window=x"],
+        &["required", "algorithms=HS256"],
+        &["required", "algorithms=none"],
+        &["required", "origin=https://a/path"],
+        &["required", "origin=ftp://a"],
+        &["required", "origin=https://a/"],
+        &["required", "nonce"],
+        &["required", "colour=blue"],
+    ] {
+        assert!(parse_dpop(bad).is_err(), "{bad:?}");
+    }
+}

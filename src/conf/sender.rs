@@ -1,0 +1,34 @@
+//! Directives of sender-constrained tokens: `auth_jwt_mtls` (RFC 8705) and `auth_jwt_dpop`
+//! (RFC 9449).
+
+use super::directive::{directive, set_once};
+use super::loc::{JwtLocConf, MtlsConf};
+use crate::error::Error;
+use auth_jwt_core::dpop::parse_dpop;
+use auth_jwt_core::mtls::parse_mtls;
+
+directive! {
+    /// `auth_jwt_mtls required | optional | off [certificate=$variable]`.
+    Mtls(cf, lcf: JwtLocConf, args) {
+        if lcf.mtls.is_some() {
+            return Err(Error::Duplicate);
+        }
+        let parsed = parse_mtls(args)?;
+        let certificate = match parsed.certificate {
+            Some(var) => Some(cf.complex_value(var, "certificate variable")?),
+            None => None,
+        };
+        lcf.mtls = Some(MtlsConf {
+            policy: parsed.policy,
+            certificate,
+        });
+        Ok(())
+    }
+}
+
+directive! {
+    /// `auth_jwt_dpop required | optional | off [window=] [algorithms=] [origin=]`.
+    Dpop(_, lcf: JwtLocConf, args) {
+        set_once(&mut lcf.dpop, || parse_dpop(args))
+    }
+}
