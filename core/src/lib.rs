@@ -12,6 +12,7 @@ pub mod cache;
 pub mod challenge;
 pub mod directive;
 pub mod identity;
+pub mod jwe;
 pub mod jwks;
 pub mod jwt;
 pub mod metrics;
