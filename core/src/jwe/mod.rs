@@ -226,4 +226,6 @@ impl fmt::Debug for Decrypted {
 }
 
 #[cfg(test)]
+mod testkit;
+#[cfg(test)]
 mod tests;
