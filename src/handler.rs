@@ -24,8 +24,8 @@ mod outcome;
 
 use self::outcome::{apply, Kind, Outcome, Refusal};
 use crate::{headers, revocation, state, time, HttpAuthJwtModule};
-use auth_jwt_core::authn::{self, Denial, KeySource, Lookup, Policy, Verified};
-use auth_jwt_core::directive::{FailMode, RequireError};
+use auth_jwt_core::authn::{self, Denial, Expect, KeySource, Lookup, Policy, Verified};
+use auth_jwt_core::directive::{FailMode, RequireError, TokenType};
 use auth_jwt_core::identity;
 use auth_jwt_core::jwt::claims::ClaimRules;
 use auth_jwt_core::jwt::error::{Status, VerifyError};
@@ -109,7 +109,8 @@ fn decide(
 ) -> Result<Outcome, Error> {
     let now = time::now();
     let sources = key_sources(lcf, now);
-    if sources.is_empty() {
+    // An encrypted token has no signature: its decryption keys come from files only.
+    if sources.is_empty() && lcf.token_type() != TokenType::Encrypted {
         let open = lcf.fail_mode == Some(FailMode::Open);
         return Ok(Outcome::NoKeys { open });
     }
@@ -168,7 +169,7 @@ fn decide(
         if let Err(e) = identity::header_value(value) {
             return Ok(Outcome::Deny(Refusal::of(Denial {
                 kid: verified.kid.clone(),
-                alg: Some(verified.alg),
+                alg: verified.alg,
                 error: VerifyError::BadClaim(e.as_str()),
             })));
         }
@@ -197,7 +198,7 @@ fn decide(
                 RequireError::Unauthorized => Kind::InvalidToken,
             },
             kid: verified.kid.clone(),
-            alg: Some(verified.alg),
+            alg: verified.alg,
             token: Some(verified),
         }));
     }
@@ -220,7 +221,7 @@ fn revoked(request: &Request, verified: &Rc<Verified>, now: i64) -> Option<Outco
         detail: Some(why.to_string()),
         challenge: Kind::InvalidToken,
         kid: verified.kid.clone(),
-        alg: Some(verified.alg),
+        alg: verified.alg,
         token: None,
     }))
 }
@@ -277,6 +278,12 @@ fn policy(lcf: &JwtLocConf) -> Policy<'_> {
             require_exp: lcf.require_exp != 0,
             issuers: lcf.issuers.as_deref().unwrap_or_default(),
             audiences: lcf.audiences.as_deref().unwrap_or_default(),
+        },
+        expect: match (lcf.token_type(), &lcf.decrypt) {
+            (TokenType::Encrypted, Some(keys)) => Expect::Encrypted(keys),
+            (TokenType::Nested, Some(keys)) => Expect::Nested(keys),
+            // Merge refuses the other types without decryption keys.
+            _ => Expect::Signed,
         },
     }
 }

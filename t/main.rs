@@ -13,6 +13,7 @@ mod docs;
 mod examples;
 mod identity;
 mod inheritance;
+mod jwe;
 mod limits;
 mod malformed;
 mod metrics;

@@ -5,12 +5,14 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::cache::TokenCache;
+use crate::directive::TokenType;
+use crate::jwe::{self, DecryptKeys, Decrypted, JweError};
 
 use crate::jwt::alg::{Alg, AlgSet};
 use crate::jwt::claims::{self, ClaimRules, Registered, Spans, Text};
 use crate::jwt::error::VerifyError;
 use crate::jwt::json::LazyJson;
-use crate::jwt::token;
+use crate::jwt::token::{self, HEADER_LIMITS};
 use crate::jwt::verify::KeySet;
 
 /// What a location demands of a token, besides a valid signature.
@@ -22,12 +24,42 @@ pub struct Policy<'a> {
     pub algorithms: AlgSet,
     /// `exp`/`nbf`/`iss`/`aud` rules.
     pub claims: ClaimRules<'a>,
+    /// `auth_jwt_type`, with the decryption keys of `encrypted` and `nested`.
+    pub expect: Expect<'a>,
+}
+
+/// The kind of token a location takes (`auth_jwt_type`).
+#[derive(Debug, Clone, Copy)]
+pub enum Expect<'a> {
+    Signed,
+    /// A JWE whose plaintext is the claims: no signature (the key is the authentication).
+    Encrypted(&'a Arc<DecryptKeys>),
+    /// A JWE whose plaintext is a JWS, verified with the location's key sources.
+    Nested(&'a Arc<DecryptKeys>),
+}
+
+impl Expect<'_> {
+    pub fn kind(&self) -> TokenType {
+        match self {
+            Expect::Signed => TokenType::Signed,
+            Expect::Encrypted(_) => TokenType::Encrypted,
+            Expect::Nested(_) => TokenType::Nested,
+        }
+    }
+
+    fn decryption_keys(&self) -> Option<&Arc<DecryptKeys>> {
+        match self {
+            Expect::Signed => None,
+            Expect::Encrypted(keys) | Expect::Nested(keys) => Some(keys),
+        }
+    }
 }
 
 /// A token whose signature and claims passed: what variables and identity headers read.
 #[derive(Debug)]
 pub struct Verified {
-    pub alg: Alg,
+    /// The JWS algorithm (of the inner token, when nested); none for an encrypted token.
+    pub alg: Option<Alg>,
     pub kid: Option<String>,
     /// The header's members (a map, built on first use).
     pub header: LazyJson,
@@ -35,8 +67,10 @@ pub struct Verified {
     pub claims: LazyJson,
     /// `exp` and `nbf` of `claims`, read once.
     pub times: claims::Times,
-    /// The decoded payload, for `$jwt_payload`.
+    /// The decoded payload (the claims).
     pub payload: String,
+    /// A nested token's inner JWS, which is `$jwt_payload` there (as in NGINX Plus).
+    pub nested_jws: Option<String>,
     /// Where `iss` and `aud` are in `payload`, for the checks of later cache hits.
     spans: Spans,
 }
@@ -69,16 +103,82 @@ pub struct KeySource {
 }
 
 /// Verifies `token` against `sources` under `policy` at time `now` (seconds since the
-/// epoch); returns what it verified and the key set that verified it.
+/// epoch); returns what it verified and the key set that verified the signature (none for
+/// an encrypted token). The size is checked before anything is decoded or decrypted.
 pub fn authenticate(
     token: &[u8],
     sources: &[KeySource],
     policy: &Policy<'_>,
     now: i64,
-) -> Result<(Verified, Arc<KeySet>), Denial> {
+) -> Result<(Verified, Option<Arc<KeySet>>), Denial> {
     if token.len() > policy.max_size {
         return Err(VerifyError::TooLarge.into());
     }
+    match policy.expect {
+        Expect::Signed => authenticate_jws(token, sources, policy, now).map(|(v, k)| (v, Some(k))),
+        Expect::Encrypted(keys) => {
+            let Decrypted {
+                kid,
+                header,
+                plaintext,
+                ..
+            } = open(token, keys)?;
+            let denial = |error| Denial {
+                error,
+                kid: kid.clone(),
+                alg: None,
+            };
+            let payload = token::Payload::from_bytes(plaintext).map_err(denial)?;
+            let times =
+                claims::check_times(&payload.registered(), &policy.claims, now).map_err(denial)?;
+            let token::Payload { claims, spans } = payload;
+            let verified = Verified {
+                alg: None,
+                kid,
+                header: LazyJson::new(header, HEADER_LIMITS),
+                times,
+                payload: claims.text().to_owned(),
+                nested_jws: None,
+                claims,
+                spans,
+            };
+            Ok((verified, None))
+        }
+        Expect::Nested(keys) => {
+            let outer = open(token, keys)?;
+            if !outer.is_nested() {
+                return Err(Denial {
+                    error: VerifyError::Jwe("encrypted token is not nested (cty is not JWT)"),
+                    kid: outer.kid,
+                    alg: None,
+                });
+            }
+            let (mut verified, keys) = authenticate_jws(&outer.plaintext, sources, policy, now)?;
+            verified.nested_jws = String::from_utf8(outer.plaintext).ok();
+            Ok((verified, Some(keys)))
+        }
+    }
+}
+
+/// Decrypts a JWE; a signed token where an encrypted one is expected says so.
+fn open(token: &[u8], keys: &DecryptKeys) -> Result<Decrypted, Denial> {
+    jwe::decrypt(token, keys).map_err(|e| {
+        let dots = token.iter().filter(|&&b| b == b'.').count();
+        let error = match e {
+            JweError::Malformed(_) if dots == 2 => "token is signed, not encrypted",
+            e => e.as_str(),
+        };
+        VerifyError::Jwe(error).into()
+    })
+}
+
+/// A compact JWS: parse, signature, then claims.
+fn authenticate_jws(
+    token: &[u8],
+    sources: &[KeySource],
+    policy: &Policy<'_>,
+    now: i64,
+) -> Result<(Verified, Arc<KeySet>), Denial> {
     let parsed = token::parse(token)?;
     let denial = |error| Denial {
         error,
@@ -107,11 +207,12 @@ pub fn authenticate(
     let times = claims::check_times(&payload.registered(), &policy.claims, now).map_err(denial)?;
     let token::Payload { claims, spans } = payload;
     let verified = Verified {
-        alg: parsed.alg,
+        alg: Some(parsed.alg),
         kid: parsed.kid,
         header: parsed.header,
         times,
         payload: claims.text().to_owned(),
+        nested_jws: None,
         claims,
         spans,
     };
@@ -151,7 +252,11 @@ pub const MAX_CACHED_TOKEN: usize = 8 * 1024;
 /// the key set that checked it. Claims are checked again on every hit (`exp` moves on).
 #[derive(Debug)]
 pub struct Cached {
-    keys: Arc<KeySet>,
+    kind: TokenType,
+    /// The key set that verified the signature (none for an encrypted token).
+    keys: Option<Arc<KeySet>>,
+    /// The decryption keys that opened it (encrypted and nested tokens).
+    decrypt: Option<Arc<DecryptKeys>>,
     verified: Rc<Verified>,
 }
 
@@ -179,7 +284,22 @@ pub fn authenticate_cached(
     if token.len() > policy.max_size {
         return (Err(VerifyError::TooLarge.into()), Lookup::Miss);
     }
-    let trusted = |c: &&Cached| sources.iter().any(|s| Arc::ptr_eq(&c.keys, &s.keys));
+    // A hit counts only where the same kind of token is taken, with the same decryption
+    // keys and a key source that verified it.
+    let kind = policy.expect.kind();
+    let decrypt = policy.expect.decryption_keys();
+    let trusted = |c: &&Cached| {
+        let opened = match (&c.decrypt, decrypt) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        let signed = match &c.keys {
+            None => kind == TokenType::Encrypted,
+            Some(k) => sources.iter().any(|s| Arc::ptr_eq(k, &s.keys)),
+        };
+        c.kind == kind && opened && signed
+    };
     if let Some(hit) = cache.get(token).filter(trusted) {
         let verified = Rc::clone(&hit.verified);
         let checked = recheck(&verified, policy, now).map(|()| verified);
@@ -190,7 +310,9 @@ pub fn authenticate_cached(
         let verified = Rc::new(verified);
         if token.len() <= MAX_CACHED_TOKEN {
             let entry = Cached {
+                kind,
                 keys,
+                decrypt: decrypt.cloned(),
                 verified: Rc::clone(&verified),
             };
             cache.insert(token, entry);
@@ -205,10 +327,10 @@ fn recheck(verified: &Verified, policy: &Policy<'_>, now: i64) -> Result<(), Den
     let denial = |error| Denial {
         error,
         kid: verified.kid.clone(),
-        alg: Some(verified.alg),
+        alg: verified.alg,
     };
-    if !policy.algorithms.contains(verified.alg) {
-        return Err(denial(VerifyError::AlgNotAllowed(verified.alg)));
+    if let Some(alg) = verified.alg.filter(|&a| !policy.algorithms.contains(a)) {
+        return Err(denial(VerifyError::AlgNotAllowed(alg)));
     }
     let registered = verified.spans.of(&verified.payload);
     claims::check_with(&registered, verified.times, &policy.claims, now).map_err(denial)
@@ -272,6 +394,7 @@ mod tests {
             max_size: 16 * 1024,
             algorithms: AlgSet::all(),
             claims: rules(),
+            expect: Expect::Signed,
         };
         let unbound = hs256_keys();
         let err = authenticate(forged.as_bytes(), &unbound, &policy, 0).unwrap_err();
@@ -306,6 +429,7 @@ mod tests {
             max_size: 16 * 1024,
             algorithms: AlgSet::all(),
             claims: rules(),
+            expect: Expect::Signed,
         };
         let mut cache = Cache::new(8);
         let now = EXP - 10;
@@ -353,6 +477,7 @@ mod tests {
             max_size: 16 * 1024,
             algorithms: AlgSet::all(),
             claims: rules(),
+            expect: Expect::Signed,
         };
         let keys = hs256_keys().remove(0).keys;
         let bound = |issuer| {
@@ -372,7 +497,7 @@ mod tests {
         }];
         two.extend(bound("joe"));
         let (_, verified_by) = authenticate(token, &two, &policy, now).unwrap();
-        assert!(Arc::ptr_eq(&verified_by, &keys));
+        assert!(Arc::ptr_eq(&verified_by.unwrap(), &keys));
     }
 
     #[test]
@@ -382,6 +507,7 @@ mod tests {
             max_size: 16 * 1024,
             algorithms: AlgSet::all(),
             claims: rules(),
+            expect: Expect::Signed,
         };
         let mut cache = Cache::new(8);
         let mut tampered = HS256_TOKEN.as_bytes().to_vec();
@@ -397,6 +523,7 @@ mod tests {
             max_size: 8,
             algorithms: AlgSet::all(),
             claims: rules(),
+            expect: Expect::Signed,
         };
         let denial = authenticate(b"aaaaaaaaa", &[], &policy, 0).unwrap_err();
         assert!(matches!(denial.error, VerifyError::TooLarge));
