@@ -289,3 +289,72 @@ fn every_jwe_attack_is_refused_with_401() {
     f.assert();
     nginx.finish();
 }
+
+const HS_KEY: &str =
+    r#"{"kty":"oct","use":"sig","k":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}"#;
+
+fn location(body: &str) -> String {
+    format!(
+        r#"server {{ listen 127.0.0.1:{{{{port}}}};
+    location / {{
+        auth_jwt "api";
+        {body}
+        proxy_pass {{{{upstream}}}};
+    }}
+}}"#
+    )
+}
+
+#[test]
+fn nginx_t_refuses_bad_types_and_missing_decryption_keys() {
+    let check = |body: &str, file: &str| {
+        Nginx::http(&location(body))
+            .file("conf/k.json", file)
+            .check()
+    };
+    check(
+        "auth_jwt_type jwe;\n        auth_jwt_key_file k.json;",
+        HS_KEY,
+    )
+    .assert_emerg(
+        "auth_jwt_type",
+        &["invalid value \"jwe\" in \"auth_jwt_type\""],
+    );
+    check(
+        "auth_jwt_type nested;\n        auth_jwt_type signed;\n        auth_jwt_key_file k.json;",
+        HS_KEY,
+    )
+    .assert_emerg(
+        "auth_jwt_type signed",
+        &["is duplicate in \"auth_jwt_type\" directive"],
+    );
+    // A signing key only: nothing decrypts.
+    let c = check(
+        "auth_jwt_type encrypted;\n        auth_jwt_key_file k.json;",
+        HS_KEY,
+    );
+    assert!(
+        !c.ok && c.stderr.contains("has no decryption keys"),
+        "{}",
+        c.stderr
+    );
+    // A key marked for encryption of a size no algorithm uses.
+    let odd = r#"{"kty":"oct","use":"enc","k":"AAAAAAAAAAAAAAAAAAAAAAAAAA"}"#;
+    check(
+        "auth_jwt_type encrypted;\n        auth_jwt_key_file k.json;",
+        odd,
+    )
+    .assert_emerg(
+        "auth_jwt_key_file",
+        &["k.json", "not 16, 24, 32, 48 or 64 bytes"],
+    );
+    // A decryption key only, where a signature is expected.
+    let enc = r#"{"kty":"oct","use":"enc","k":"AAAAAAAAAAAAAAAAAAAAAA"}"#;
+    let c = check("auth_jwt_key_file k.json;", enc);
+    assert!(!c.ok && c.stderr.contains("has no keys"), "{}", c.stderr);
+    check(
+        "auth_jwt_type encrypted;\n        auth_jwt_key_file k.json;",
+        enc,
+    )
+    .assert_ok();
+}

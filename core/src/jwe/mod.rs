@@ -226,6 +226,6 @@ impl fmt::Debug for Decrypted {
 }
 
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 #[cfg(test)]
 mod tests;

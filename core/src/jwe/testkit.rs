@@ -14,22 +14,22 @@ use serde_json::{Map, Value};
 use super::keys::{self, DecryptKey};
 use super::{Enc, KeyAlg};
 
-pub(super) fn oct(kid: Option<&str>, alg: Option<KeyAlg>, k: &[u8]) -> DecryptKey {
+pub(crate) fn oct(kid: Option<&str>, alg: Option<KeyAlg>, k: &[u8]) -> DecryptKey {
     DecryptKey::oct(kid.map(str::to_owned), alg, k).unwrap()
 }
 
-pub(super) fn jwk(text: &str) -> Map<String, Value> {
+pub(crate) fn jwk(text: &str) -> Map<String, Value> {
     serde_json::from_str(text).unwrap()
 }
 
 /// An independent-enough encryptor for the tests: OpenSSL's primitives, assembled here.
-pub(super) struct Enc2 {
+pub(crate) struct Enc2 {
     alg: KeyAlg,
     enc: Enc,
-    pub(super) header: String,
+    pub(crate) header: String,
 }
 
-pub(super) fn rsa_key() -> PKey<Private> {
+pub(crate) fn rsa_key() -> PKey<Private> {
     use std::sync::OnceLock;
     static KEY: OnceLock<Vec<u8>> = OnceLock::new();
     let der = KEY.get_or_init(|| Rsa::generate(2048).unwrap().private_key_to_der().unwrap());
@@ -37,13 +37,13 @@ pub(super) fn rsa_key() -> PKey<Private> {
 }
 
 impl Enc2 {
-    pub(super) fn new(alg: KeyAlg, enc: Enc) -> Self {
+    pub(crate) fn new(alg: KeyAlg, enc: Enc) -> Self {
         let header = format!(r#"{{"alg":"{}","enc":"{}"}}"#, alg.name(), enc.name());
         Self { alg, enc, header }
     }
 
     /// Encrypts `plaintext` for `kek` (a symmetric key, or empty for the test RSA key).
-    pub(super) fn seal(&self, kek: &[u8], plaintext: &[u8]) -> String {
+    pub(crate) fn seal(&self, kek: &[u8], plaintext: &[u8]) -> String {
         let mut cek = vec![0u8; self.enc.cek_len()];
         openssl::rand::rand_bytes(&mut cek).unwrap();
         let mut header = self.header.clone();
@@ -107,7 +107,7 @@ impl Enc2 {
     }
 }
 
-pub(super) fn content(
+pub(crate) fn content(
     enc: Enc,
     cek: &[u8],
     aad: &[u8],
@@ -137,7 +137,7 @@ pub(super) fn content(
     )
 }
 
-pub(super) fn cbc_tag(
+pub(crate) fn cbc_tag(
     md: MessageDigest,
     key: &[u8],
     aad: &[u8],
@@ -153,7 +153,7 @@ pub(super) fn cbc_tag(
     s.sign_to_vec().unwrap()[..n].to_vec()
 }
 
-pub(super) fn rsa_decrypt_key() -> DecryptKey {
+pub(crate) fn rsa_decrypt_key() -> DecryptKey {
     let rsa = rsa_key().rsa().unwrap();
     let b = |n: &openssl::bn::BigNumRef| B64.encode(n.to_vec());
     let text = format!(
@@ -171,7 +171,7 @@ pub(super) fn rsa_decrypt_key() -> DecryptKey {
 }
 
 /// The key each pair needs: the CEK itself for `dir`, the KEK, or the RSA key.
-pub(super) fn kek_for(alg: KeyAlg, enc: Enc) -> (Vec<u8>, DecryptKey) {
+pub(crate) fn kek_for(alg: KeyAlg, enc: Enc) -> (Vec<u8>, DecryptKey) {
     if alg.is_rsa() {
         return (Vec::new(), rsa_decrypt_key());
     }
