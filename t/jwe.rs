@@ -286,6 +286,17 @@ fn every_jwe_attack_is_refused_with_401() {
             nginx.check_rejected(path, "api", token, "invalid", reason),
         );
     }
+    // The denial line names the JWE's kid, as for a signed token.
+    let t = tamper(m.token("RSA-OAEP A128GCM"), 3);
+    let req = nginx.get("/enc/").bearer(&t);
+    let line = nginx.rejects(req, "api", "invalid", "jwe decryption failed");
+    f.check(
+        "kid in the log",
+        line.and_then(|l| match l.contains(r#"kid="rsa-enc""#) {
+            true => Ok(()),
+            false => Err(l),
+        }),
+    );
     f.assert();
     nginx.finish();
 }

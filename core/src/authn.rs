@@ -168,7 +168,11 @@ fn open(token: &[u8], keys: &DecryptKeys) -> Result<Decrypted, Denial> {
             JweError::Malformed(_) if dots == 2 => "token is signed, not encrypted",
             e => e.as_str(),
         };
-        VerifyError::Jwe(error).into()
+        Denial {
+            error: VerifyError::Jwe(error),
+            kid: jwe::peek_kid(token),
+            alg: None,
+        }
     })
 }
 

@@ -196,3 +196,11 @@ fn try_key(h: &Header, parts: &Parts<'_>, key: &DecryptKey) -> Option<Vec<u8>> {
         &parts.tag,
     )
 }
+
+/// The `kid` of a JWE's protected header, for the log line of a refused token (read again
+/// only then: a refusal costs one more header parse, a success none).
+pub fn peek_kid(token: &[u8]) -> Option<String> {
+    let first = token.split(|&b| b == b'.').next()?;
+    let header = header(first).ok()?;
+    header.kid
+}

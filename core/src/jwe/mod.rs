@@ -8,7 +8,7 @@ mod compact;
 mod crypto;
 pub mod keys;
 
-pub use self::compact::decrypt;
+pub use self::compact::{decrypt, peek_kid};
 pub use self::keys::{DecryptKey, DecryptKeys};
 
 /// Key management algorithms (RFC 7518 §4): how the content key reaches the recipient.
