@@ -23,7 +23,7 @@ use crate::zone::ZoneData;
 mod outcome;
 
 use self::outcome::{apply, Kind, Outcome, Refusal};
-use crate::{headers, revocation, state, time, HttpAuthJwtModule};
+use crate::{headers, keyreq, revocation, state, time, HttpAuthJwtModule};
 use auth_jwt_core::authn::{self, Denial, Expect, KeySource, Lookup, Policy, Verified};
 use auth_jwt_core::directive::{FailMode, RequireError, TokenType};
 use auth_jwt_core::identity;
@@ -94,7 +94,14 @@ fn access(request: &mut Request) -> ngx_int_t {
     if request.as_ref().internal() != 0 && strip_identity(request).is_none() {
         return NGX_ERROR as ngx_int_t;
     }
-    let applied = decide(request, lcf, token.as_ref())
+    let extra = match &lcf.key_requests {
+        None => None,
+        Some(_) => match keyreq::prepare(request, lcf, zone_of(request)) {
+            keyreq::Prepared::Sources(sources) => Some(sources),
+            keyreq::Prepared::Again(rc) => return rc,
+        },
+    };
+    let applied = decide(request, lcf, token.as_ref(), extra)
         .and_then(|outcome| apply(request, lcf, realm, outcome));
     applied.unwrap_or(NGX_ERROR as ngx_int_t)
 }
@@ -106,9 +113,16 @@ fn decide(
     request: &mut Request,
     lcf: &JwtLocConf,
     token_var: Option<&ComplexValue>,
+    extra: Option<Vec<KeySource>>,
 ) -> Result<Outcome, Error> {
     let now = time::now();
-    let sources = key_sources(lcf, now);
+    let sources = match extra {
+        None => key_sources(lcf, now),
+        Some(mut extra) => {
+            extra.extend_from_slice(&key_sources(lcf, now));
+            Sources::Owned(extra)
+        }
+    };
     // An encrypted token has no signature: its decryption keys come from files only.
     if sources.is_empty() && lcf.token_type() != TokenType::Encrypted {
         let open = lcf.fail_mode == Some(FailMode::Open);
@@ -154,6 +168,9 @@ fn decide(
         Err(denial) => {
             if let (VerifyError::UnknownKid, Some(zone)) = (&denial.error, zone) {
                 wake_fetchers(zone, lcf, denial.kid.as_deref().unwrap_or_default(), now);
+            }
+            if denial.error == VerifyError::UnknownKid && lcf.key_requests.is_some() {
+                keyreq::unknown_kid(request, lcf);
             }
             return Ok(Outcome::Deny(Refusal::of(denial)));
         }
@@ -245,6 +262,8 @@ fn key_sources(lcf: &JwtLocConf, now: i64) -> Sources<'_> {
 enum Sources<'a> {
     Files(&'a [KeySource]),
     Snapshot(Ref<'a, [KeySource]>),
+    /// With `auth_jwt_key_request` sets: made per request.
+    Owned(Vec<KeySource>),
 }
 
 impl core::ops::Deref for Sources<'_> {
@@ -253,6 +272,7 @@ impl core::ops::Deref for Sources<'_> {
         match self {
             Self::Files(files) => files,
             Self::Snapshot(snapshot) => snapshot,
+            Self::Owned(sources) => sources,
         }
     }
 }

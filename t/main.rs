@@ -14,6 +14,7 @@ mod examples;
 mod identity;
 mod inheritance;
 mod jwe;
+mod keyreq;
 mod limits;
 mod malformed;
 mod metrics;

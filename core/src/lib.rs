@@ -15,6 +15,7 @@ pub mod identity;
 pub mod jwe;
 pub mod jwks;
 pub mod jwt;
+pub mod keyreq;
 pub mod metrics;
 pub mod refresh;
 pub mod revocation;

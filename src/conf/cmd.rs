@@ -87,6 +87,19 @@ directive! {
 }
 
 directive! {
+    /// `auth_jwt_key_request <uri>`, repeatable: keys from a subrequest (variables allowed).
+    KeyRequest(cf, lcf: JwtLocConf, args) {
+        let uri = args[0];
+        if !uri.starts_with('/') && !uri.contains('$') {
+            return Err(Error::Refused(format!("invalid value \"{uri}\": a key request URI starts with \"/\"")));
+        }
+        let cv = cf.complex_value(uri, "key request URI")?;
+        lcf.key_requests.get_or_insert_with(Vec::new).push(cv);
+        Ok(())
+    }
+}
+
+directive! {
     /// `auth_jwt_type signed | encrypted | nested`.
     TokenTypeSet(_, lcf: JwtLocConf, args) {
         set_once(&mut lcf.token_type, || parse_token_type(args[0]))

@@ -107,6 +107,10 @@ pub struct JwtLocConf {
     pub decrypt: Option<Arc<DecryptKeys>>,
     /// `auth_jwt_type`.
     pub token_type: Option<TokenType>,
+    /// `auth_jwt_key_request` URIs (subrequests).
+    pub key_requests: Option<Vec<ComplexValue>>,
+    /// `auth_jwt_key_cache`, seconds.
+    pub key_cache: time_t,
     /// `keys` as the request path takes them, made once at merge.
     pub file_sources: Vec<KeySource>,
     pub leeway: time_t,
@@ -138,6 +142,8 @@ impl Default for JwtLocConf {
             signing_only: None,
             decrypt: None,
             token_type: None,
+            key_requests: None,
+            key_cache: NGX_CONF_UNSET as time_t,
             file_sources: Vec::new(),
             leeway: NGX_CONF_UNSET as time_t,
             require_exp: NGX_CONF_UNSET as ngx_flag_t,
@@ -170,6 +176,7 @@ impl JwtLocConf {
         inherit(&mut self.signing_only, &prev.signing_only);
         inherit(&mut self.decrypt, &prev.decrypt);
         inherit(&mut self.token_type, &prev.token_type);
+        inherit(&mut self.key_requests, &prev.key_requests);
         inherit(&mut self.issuers, &prev.issuers);
         inherit(&mut self.audiences, &prev.audiences);
         inherit(&mut self.algorithms, &prev.algorithms);
@@ -190,6 +197,13 @@ impl JwtLocConf {
             }
         }
         let unset = |v: i64| v == NGX_CONF_UNSET as i64;
+        if unset(self.key_cache) {
+            self.key_cache = if unset(prev.key_cache) {
+                0
+            } else {
+                prev.key_cache
+            };
+        }
         if unset(self.leeway) {
             self.leeway = if unset(prev.leeway) { 0 } else { prev.leeway };
         }
@@ -220,7 +234,8 @@ impl JwtLocConf {
             })
             .collect();
         let no_files = files.as_ref().is_none_or(|k| k.is_empty());
-        let no_remote = self.remote.as_ref().is_none_or(Vec::is_empty);
+        let no_remote = self.remote.as_ref().is_none_or(Vec::is_empty)
+            && self.key_requests.as_ref().is_none_or(Vec::is_empty);
         let no_decrypt = self.decrypt.as_ref().is_none_or(|k| k.is_empty());
         let Some(Mode::On { declared_at, .. }) = &self.mode else {
             return Ok(());
@@ -228,7 +243,7 @@ impl JwtLocConf {
         let signing = no_files && no_remote && token_type != TokenType::Encrypted;
         if signing {
             return Err(format!(
-                "\"auth_jwt\" in {declared_at} has no keys: add \"auth_jwt_key_file\", \"auth_jwt_key_uri\" or \"auth_jwt_discovery\" at its level or above"
+                "\"auth_jwt\" in {declared_at} has no keys: add \"auth_jwt_key_file\", \"auth_jwt_key_uri\", \"auth_jwt_key_request\" or \"auth_jwt_discovery\" at its level or above"
             ));
         }
         if no_decrypt && token_type != TokenType::Signed {
