@@ -240,7 +240,18 @@ unsafe fn wait(r: *mut ngx_http_request_t) -> ngx_int_t {
 /// # Safety
 /// NGINX calls it with a live request.
 unsafe extern "C" fn resume(r: *mut ngx_http_request_t) {
-    // SAFETY: NGINX passes a live request whose connection is live.
+    // SAFETY: NGINX passes a live request whose connection (and its log) is live.
+    let log = unsafe { (*(*r).connection).log };
+    // SAFETY: as above, for the whole call.
+    boundary("key_request wait", log, (), || unsafe { resume_phases(r) });
+}
+
+/// The body of [`resume`].
+///
+/// # Safety
+/// `r` is a live request.
+unsafe fn resume_phases(r: *mut ngx_http_request_t) {
+    // SAFETY: `r` and its connection are live.
     unsafe {
         let wev = (*(*r).connection).write;
         if (*wev).delayed() != 0 {
