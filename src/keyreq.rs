@@ -17,11 +17,11 @@ use nginx_sys::{
 use ngx::http::Request;
 
 use crate::conf::JwtLocConf;
+use crate::fetch;
 use crate::log::{boundary, log_info, log_warn};
 use crate::time;
 use crate::zone::ZoneData;
 use auth_jwt_core::authn::KeySource;
-use auth_jwt_core::jwks;
 use auth_jwt_core::keyreq::{KeyRequest, Plan};
 
 /// How often a waiting request looks whether the fetch it waits for is done.
@@ -138,8 +138,8 @@ fn adopt_from_zone(
     }
     let (fetched_at, body) = (st.fetched_at, st.body());
     drop(st);
-    if let Ok(parsed) = jwks::parse_jwks(&body) {
-        state.adopt(fetched_at, parsed.keys);
+    if let Ok(keys) = fetch::remote_keys(&body) {
+        state.adopt(fetched_at, keys);
     }
 }
 
@@ -305,15 +305,12 @@ unsafe extern "C" fn done(
             }
         };
         let now = time::now();
+        // As from `auth_jwt_key_uri`: secrets (`oct`) from a response are never used.
         let parsed = if rc == NGX_OK as ngx_int_t && status == 200 {
-            jwks::parse_jwks(&body).map_err(|e| e.to_string())
+            fetch::remote_keys(&body)
         } else {
             Err(format!("status {status}"))
         };
-        let parsed = parsed.and_then(|p| match p.keys.is_empty() {
-            true => Err("no usable keys".to_owned()),
-            false => Ok(p.keys),
-        });
         // SAFETY: the parent of a subrequest made by `start` is the main request, whose
         // configuration is this module's.
         let zone = unsafe { zone_of((*sr).main) };

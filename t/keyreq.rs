@@ -43,6 +43,9 @@ fn rs() -> String {
 #[test]
 fn plus_example_fetches_once_for_every_worker() {
     let idp = Idp::start();
+    // A secret in the response is never used: anyone who read it could mint tokens.
+    let k = keys();
+    idp.set_keys(&[k.rsa.jwk(), k.hs256.jwk()]);
     let nginx = Nginx::http(&conf(&idp, "1h")).workers(2).start();
     let mut f = Failures::new();
     for i in 0..30 {
@@ -50,6 +53,15 @@ fn plus_example_fetches_once_for_every_worker() {
     }
     f.assert();
     assert_eq!(idp.jwks_count(), 1, "{:?}", idp.hits(JWKS_PATH));
+    nginx
+        .check_rejected(
+            "/",
+            "closed site",
+            &Jwt::new("HS256").encode(),
+            "invalid",
+            "no key matches kid",
+        )
+        .unwrap();
     // The client cannot reach the internal location.
     assert_eq!(nginx.get("/jwks_uri").send().status, 404);
     nginx.finish();
