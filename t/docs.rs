@@ -82,8 +82,15 @@ const CONF: &str = r#"
         location /aud/ { auth_jwt "api"; auth_jwt_audience api; proxy_pass {{upstream}}; }
         location /alg/ { auth_jwt "api"; auth_jwt_algorithms ES256; proxy_pass {{upstream}}; }
         location /req/ { auth_jwt "api"; auth_jwt_require $ok error=403; proxy_pass {{upstream}}; }
+        location /enc/ { auth_jwt "api"; auth_jwt_type encrypted; auth_jwt_key_file enc.json; proxy_pass {{upstream}}; }
     }
 "#;
+
+/// A `dir` key, and a JWE with the right lengths that it does not decrypt.
+const ENC_KEY: &str =
+    r#"{"kty":"oct","use":"enc","k":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}"#;
+const FORGED_JWE: &str =
+    "eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2R0NNIn0..AAAAAAAAAAAAAAAA.eA.AAAAAAAAAAAAAAAAAAAAAA";
 
 #[test]
 fn troubleshooting_log_lines_are_real() {
@@ -92,6 +99,7 @@ fn troubleshooting_log_lines_are_real() {
 
     let nginx = Nginx::http(CONF)
         .file("revoked.json", r#"[{"jti": "docs-revoked"}]"#)
+        .file("conf/enc.json", ENC_KEY)
         .start();
     let mark = nginx.log_mark();
     let rs = || Jwt::new("RS256");
@@ -109,6 +117,9 @@ fn troubleshooting_log_lines_are_real() {
         ("/alg/", Some(rs().encode())),
         ("/req/", Some(rs().encode())),
         ("/", Some(rs().claim("jti", json!("docs-revoked")).encode())),
+        ("/", Some(FORGED_JWE.to_owned())),
+        ("/enc/", Some(FORGED_JWE.to_owned())),
+        ("/enc/", Some(rs().encode())),
     ];
     for (path, token) in requests {
         let mut req = nginx.get(path);

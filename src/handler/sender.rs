@@ -66,7 +66,7 @@ fn refusal(verified: &Rc<Verified>, error: MtlsError) -> Outcome {
         detail: None,
         challenge: Kind::InvalidToken,
         kid: verified.kid.clone(),
-        alg: Some(verified.alg),
+        alg: verified.alg,
         token: None,
     })
 }
@@ -155,7 +155,7 @@ pub(super) fn dpop_refusal(
                 detail: None,
                 challenge,
                 kid: verified.kid.clone(),
-                alg: Some(verified.alg),
+                alg: verified.alg,
                 token: None,
             }))
         }
