@@ -50,7 +50,11 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(segments.len(), 5);
             for segment in &segments {
                 let decoded = token::decode(segment).expect("decrypted segments decode");
-                assert_eq!(b64(&decoded).as_bytes(), *segment, "non-canonical base64url");
+                assert_eq!(
+                    b64(&decoded).as_bytes(),
+                    *segment,
+                    "non-canonical base64url"
+                );
             }
             let ciphertext = token::decode(segments[3]).unwrap();
             assert!(d.plaintext.len() <= ciphertext.len());
