@@ -3,7 +3,8 @@
 //! JOSE parsing and verification (`jwt`), key sets (`jwks`), the authentication policy and
 //! its token cache (`authn`, `cache`), what reaches the upstream and the client (`identity`,
 //! `challenge`), the directive values (`directive`), the fetcher's refresh, backoff and
-//! discovery rules (`refresh`), revocations and their lock-free table (`revocation`), and the
+//! discovery rules (`refresh`), revocations and their lock-free table (`revocation`), rate-limit windows and their
+//! counters' table (`limit`), and the
 //! metrics and status texts (`metrics`). The module crate is the FFI layer over it; `cargo test -p auth_jwt_core` needs no NGINX.
 #![forbid(unsafe_code)]
 
@@ -14,6 +15,7 @@ pub mod directive;
 pub mod identity;
 pub mod jwks;
 pub mod jwt;
+pub mod limit;
 pub mod metrics;
 pub mod refresh;
 pub mod revocation;
