@@ -20,6 +20,7 @@ mod fetch;
 mod handler;
 mod headers;
 mod keys;
+mod limit;
 mod log;
 mod report;
 mod revocation;

@@ -24,7 +24,7 @@ use auth_jwt_core::metrics::{self, Counters};
 pub const MAX_SOURCES: usize = 32;
 const MAGIC: u64 = u64::from_be_bytes(*b"auth_jwt");
 /// Bump when `ZoneData` changes shape: a reload with another layout starts a fresh table.
-const LAYOUT_VERSION: u64 = 3;
+const LAYOUT_VERSION: u64 = 4;
 /// Workers with their own counter slot; more share slots (sums stay right, atomics).
 pub const MAX_WORKERS: usize = 64;
 
@@ -163,6 +163,7 @@ pub struct ZoneData {
     pub slots: [Slot; MAX_SOURCES],
     pub counters: [WorkerCounters; MAX_WORKERS],
     pub revocations: crate::revocation::RevocationZone,
+    pub limits: crate::limit::LimitZones,
 }
 
 // SAFETY: `ZoneData` lives in shared memory; every mutable field is behind a lock or atomic,

@@ -17,6 +17,7 @@ mod limits;
 mod malformed;
 mod metrics;
 mod panic;
+mod ratelimit;
 mod remote;
 mod require;
 mod revocation;

@@ -43,6 +43,8 @@ pub struct JwtMainConf {
     pub zone: ZoneRef,
     /// `auth_jwt_revocation_*`.
     pub revocation: RevocationConf,
+    /// `auth_jwt_limit_zone`s, in order; `auth_jwt_limit` refers to them by index.
+    pub limits: Vec<crate::limit::LimitZoneConf>,
 }
 
 impl Default for JwtMainConf {
@@ -55,6 +57,7 @@ impl Default for JwtMainConf {
             vars: Vec::new(),
             zone: ZoneRef::default(),
             revocation: RevocationConf::default(),
+            limits: Vec::new(),
         }
     }
 }
@@ -120,6 +123,8 @@ pub struct JwtLocConf {
     pub scope: Option<String>,
     /// `auth_jwt_resource_metadata`, for the challenge.
     pub resource_metadata: Option<String>,
+    /// `auth_jwt_limit`: indexes into `JwtMainConf::limits`.
+    pub limits: Option<Vec<usize>>,
 }
 
 impl Default for JwtLocConf {
@@ -142,6 +147,7 @@ impl Default for JwtLocConf {
             fail_mode: None,
             scope: None,
             resource_metadata: None,
+            limits: None,
         }
     }
 }
@@ -166,6 +172,7 @@ impl JwtLocConf {
         inherit(&mut self.fail_mode, &prev.fail_mode);
         inherit(&mut self.scope, &prev.scope);
         inherit(&mut self.resource_metadata, &prev.resource_metadata);
+        inherit(&mut self.limits, &prev.limits);
         for source in self.remote.iter().flatten() {
             let ca = source.ca.get_or_init(|| self.trusted_certificate.clone());
             if *ca != self.trusted_certificate {

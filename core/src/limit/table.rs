@@ -5,7 +5,8 @@
 //! A key lives in one of `PROBE` slots from its home. A new key takes an empty one, else the
 //! least recently used of them (evicted and counted): memory never grows past the slice, and
 //! no delete ever shifts a chain. Slot: key, state (window:24 | cur:20 | prev:20), two
-//! pending words (window:24 | count:40) for the window's parity, last use in milliseconds.
+//! pending words (window:24 | count:40) for the window's parity, the second of the last
+//! logged refusal, last use in milliseconds.
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -139,7 +140,7 @@ impl<'a> LimitTable<'a> {
                 .compare_exchange(old, key, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
-                for f in 1..5 {
+                for f in 1..SLOT_WORDS - 1 {
                     self.at(s, f).store(0, Ordering::Relaxed);
                 }
                 self.at(s, 5).store(now_ms, Ordering::Relaxed);
@@ -208,6 +209,24 @@ impl<'a> LimitTable<'a> {
         };
         let room = u64::from(limit) + 1 + pending - u64::from(used);
         pending < room.div_ceil(u64::from(share))
+    }
+
+    /// Whether a refusal of `key` at second `now_s` is the first of that second (for the
+    /// one log line per key per second).
+    pub fn log_due(&self, key: u64, now_s: u64) -> bool {
+        for d in 0..PROBE.min(self.slots) {
+            let s = ((key as usize) % self.slots + d) % self.slots;
+            if self.at(s, 0).load(Ordering::Acquire) != key {
+                continue;
+            }
+            let last = self.at(s, 4);
+            let old = last.load(Ordering::Relaxed);
+            return old != now_s
+                && last
+                    .compare_exchange(old, now_s, Ordering::AcqRel, Ordering::Relaxed)
+                    .is_ok();
+        }
+        false
     }
 
     /// Adds one unsynced hit for `window`; an older window's hits still there are dropped.

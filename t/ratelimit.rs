@@ -1,0 +1,193 @@
+//! Tests for auth_jwt: per-identity rate limits (auth_jwt_limit_zone, auth_jwt_limit), on one
+//! node: 429 with Retry-After and the RateLimit fields, keys from verified claims, several
+//! limits per location, and the values `nginx -t` refuses.
+
+use serde_json::json;
+
+use crate::harness::{Failures, Jwt, Nginx};
+
+/// Minute windows: the counts cannot roll over during a test.
+const CONF: &str = r#"
+    auth_jwt_limit_zone per_sub key=$jwt_claim_sub rate=5r/m;
+    auth_jwt_limit_zone tight key=$jwt_claim_sub rate=2r/m size=64k;
+
+    server {
+        listen 127.0.0.1:{{port}};
+        auth_jwt_key_file {{keys}}/jwks.json;
+        auth_jwt "api";
+
+        location /limited/ {
+            auth_jwt_limit per_sub;
+            proxy_pass {{upstream}};
+        }
+        location /both/ {
+            auth_jwt_limit per_sub;
+            auth_jwt_limit tight;
+            proxy_pass {{upstream}};
+        }
+        location /free/ {
+            proxy_pass {{upstream}};
+        }
+    }
+"#;
+
+fn sub(name: &str) -> String {
+    Jwt::new("RS256").claim("sub", json!(name)).encode()
+}
+
+#[test]
+fn refused_past_the_rate_with_headers() {
+    let nginx = Nginx::http(CONF).start();
+    let mut f = Failures::new();
+    let (alice, bob) = (sub("alice"), sub("bob"));
+    let mark = nginx.log_mark();
+    let statuses: Vec<u16> = (0..8)
+        .map(|_| nginx.get("/limited/").bearer(&alice).send().status)
+        .collect();
+    f.check(
+        "five then 429",
+        (statuses == [200, 200, 200, 200, 200, 429, 429, 429])
+            .then_some(())
+            .ok_or(format!("{statuses:?}")),
+    );
+    let resp = nginx.get("/limited/").bearer(&alice).send();
+    let retry: u32 = resp
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    f.check(
+        "headers",
+        (resp.status == 429
+            && !resp.is_from_upstream()
+            && (1..=120).contains(&retry)
+            && resp.header("ratelimit-policy") == Some("\"per_sub\";q=5;w=60")
+            && resp.header("ratelimit") == Some(&format!("\"per_sub\";r=0;t={retry}")))
+        .then_some(())
+        .ok_or(resp.summary()),
+    );
+    // Another identity counts alone; a location without the limit is not limited.
+    f.check("bob", nginx.check_accepted("/limited/", &bob).map(|_| ()));
+    f.check("free", nginx.check_accepted("/free/", &alice).map(|_| ()));
+    // A bad token is still a 401, never a 429.
+    let resp = nginx.get("/limited/").bearer("x.y.z").send();
+    f.check(
+        "bad token",
+        (resp.status == 401).then_some(()).ok_or(resp.summary()),
+    );
+    let lines = nginx.log_lines(mark, "rate limited by zone \"per_sub\"");
+    f.check(
+        "logged, at most once per second",
+        (!lines.is_empty() && lines.len() < 4 && lines.iter().all(|l| l.contains("[info]")))
+            .then_some(())
+            .ok_or(format!("{lines:?}")),
+    );
+    f.check(
+        "no token in the log",
+        (!nginx.error_log().contains(&alice))
+            .then_some(())
+            .ok_or("token logged".into()),
+    );
+    f.assert();
+    nginx.finish();
+}
+
+#[test]
+fn several_limits_and_empty_keys() {
+    let nginx = Nginx::http(CONF).start();
+    let mut f = Failures::new();
+    let carol = sub("carol");
+    let statuses: Vec<u16> = (0..4)
+        .map(|_| nginx.get("/both/").bearer(&carol).send().status)
+        .collect();
+    f.check(
+        "the tighter limit refuses",
+        (statuses == [200, 200, 429, 429])
+            .then_some(())
+            .ok_or(format!("{statuses:?}")),
+    );
+    let resp = nginx.get("/both/").bearer(&carol).send();
+    f.check(
+        "named in the policy",
+        (resp.header("ratelimit-policy") == Some("\"tight\";q=2;w=60"))
+            .then_some(())
+            .ok_or(resp.summary()),
+    );
+    // No sub: the key is empty, which is not limited (as with limit_req).
+    let anonymous = Jwt::new("RS256").remove_claim("sub").encode();
+    let statuses: Vec<u16> = (0..4)
+        .map(|_| nginx.get("/both/").bearer(&anonymous).send().status)
+        .collect();
+    f.check(
+        "empty key",
+        (statuses == [200; 4])
+            .then_some(())
+            .ok_or(format!("{statuses:?}")),
+    );
+    f.assert();
+    nginx.finish();
+}
+
+#[test]
+fn bad_values_fail_nginx_t() {
+    let mut f = Failures::new();
+    for (http, location, at, message) in [
+        (
+            "auth_jwt_limit_zone z key=$jwt_claim_sub rate=10;",
+            "",
+            "rate=10",
+            "invalid value \"rate=10\"",
+        ),
+        (
+            "auth_jwt_limit_zone z rate=1r/s;",
+            "",
+            "rate=1r/s",
+            "key= is required",
+        ),
+        (
+            "auth_jwt_limit_zone z key=sub rate=1r/s;",
+            "",
+            "key=sub",
+            "must be a variable",
+        ),
+        (
+            "auth_jwt_limit_zone z key=$a rate=1r/s size=1k;",
+            "",
+            "size=1k",
+            "too small",
+        ),
+        (
+            "auth_jwt_limit_zone z key=$a rate=1r/s redis=redis://:0;",
+            "",
+            "redis=",
+            "port is not a number",
+        ),
+        (
+            "auth_jwt_limit_zone z key=$a rate=1r/s;\nauth_jwt_limit_zone z key=$a rate=2r/s;",
+            "",
+            "rate=2r/s",
+            "duplicate zone \"z\"",
+        ),
+        (
+            "",
+            "auth_jwt_limit nope;",
+            "nope",
+            "unknown auth_jwt_limit_zone \"nope\"",
+        ),
+        (
+            "auth_jwt_limit_zone z key=$a rate=1r/s;",
+            "auth_jwt_limit z; auth_jwt_limit z;",
+            "auth_jwt_limit z; auth_jwt_limit z;",
+            "is duplicate",
+        ),
+    ] {
+        let conf = format!(
+            "{http}\nserver {{\n listen 127.0.0.1:{{{{port}}}};\n location / {{\n {location}\n proxy_pass {{{{upstream}}}};\n }}\n}}\n"
+        );
+        let check = Nginx::http(&conf).check();
+        f.check(
+            at,
+            check.emerg(at, &[message, "auth_jwt_limit"]).map(|_| ()),
+        );
+    }
+    f.assert();
+}
