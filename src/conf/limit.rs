@@ -4,17 +4,25 @@
 use super::directive::directive;
 use super::loc::{JwtLocConf, JwtMainConf};
 use crate::limit::{LimitZoneConf, MAX_LIMIT_ZONES};
+use crate::revocation::RedisSource;
 use auth_jwt_core::limit::parse_limit_zone;
-use auth_jwt_core::revocation::redis_url::parse_redis_url;
+use auth_jwt_core::revocation::redis_url::{parse_redis_args, parse_redis_url};
+use std::sync::Arc;
 
 directive! {
     /// `auth_jwt_limit_zone <name> key=$v rate=N r/s|r/m [burst=] [size=] [redis=] [sync=]
     /// [nodes=]`.
     LimitZone(cf, mcf: JwtMainConf, args) {
         let parsed = parse_limit_zone(args)?;
-        if let Some(url) = &parsed.redis {
-            parse_redis_url(url)?;
-        }
+        let redis = match &parsed.redis {
+            Some(url) => {
+                parse_redis_url(url)?;
+                let mut args = parse_redis_args(&[url])?;
+                let password = args.url.password.take();
+                Some(Arc::new(RedisSource { args, password, ca_pem: None }))
+            }
+            None => None,
+        };
         if mcf.limits.iter().any(|z| z.args.name == parsed.name) {
             return Err(format!("duplicate zone \"{}\"", parsed.name).into());
         }
@@ -22,7 +30,7 @@ directive! {
             return Err(format!("at most {MAX_LIMIT_ZONES} zones").into());
         }
         let key = cf.complex_value(&parsed.key, "key")?;
-        mcf.limits.push(LimitZoneConf { args: parsed, key });
+        mcf.limits.push(LimitZoneConf { args: parsed, key, redis });
         Ok(())
     }
 }

@@ -16,6 +16,9 @@ const TRACKED: usize = 0;
 const EVICTED: usize = 1;
 const ALLOWED: usize = 2;
 const LIMITED: usize = 3;
+const SYNC_FAILURES: usize = 4;
+const WRITER: usize = 5;
+const REDIS: usize = 6;
 /// Words before the first slot (one cache line).
 pub const HEADER: usize = 8;
 pub const SLOT_WORDS: usize = 6;
@@ -27,6 +30,11 @@ const TRIES: usize = 64;
 const WMASK: u64 = (1 << 24) - 1;
 const CMASK: u64 = (1 << 20) - 1;
 const PMASK: u64 = (1 << 40) - 1;
+
+/// Redis reachable at the last sync.
+pub const REDIS_UP: u64 = 1;
+/// The last sync failed: the node limits alone.
+pub const REDIS_DOWN: u64 = 2;
 
 /// The window rule's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +113,38 @@ impl<'a> LimitTable<'a> {
     }
     pub fn limited(&self) -> u64 {
         self.counter(LIMITED)
+    }
+
+    pub fn sync_failures(&self) -> u64 {
+        self.counter(SYNC_FAILURES)
+    }
+
+    /// Redis as the sync last found it: 0 not tried yet, [`REDIS_UP`], [`REDIS_DOWN`].
+    pub fn redis_state(&self) -> u64 {
+        self.counter(REDIS)
+    }
+
+    /// Records a sync's outcome; true when the state changed (log it).
+    pub fn set_redis_state(&self, state: u64) -> bool {
+        if state == REDIS_DOWN {
+            self.w(SYNC_FAILURES).fetch_add(1, Ordering::Relaxed);
+        }
+        self.slots > 0 && self.w(REDIS).swap(state, Ordering::Relaxed) != state
+    }
+
+    /// Takes the sync's lease for `owner` (non-zero) until `until` (seconds); a holder past
+    /// its time (a killed worker) is replaced. One sync per node.
+    pub fn try_lock(&self, owner: u32, now: i64, until: i64) -> bool {
+        if self.slots == 0 {
+            return false;
+        }
+        let w = self.w(WRITER);
+        let mine = (u64::from(owner) << 32) | (until.clamp(0, i64::from(u32::MAX)) as u64);
+        let held = w.load(Ordering::Acquire);
+        let free = held == 0 || (held >> 32) as u32 == owner || ((held as u32) as i64) < now;
+        free && w
+            .compare_exchange(held, mine, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
     }
 
     fn counter(&self, i: usize) -> u64 {

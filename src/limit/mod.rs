@@ -3,9 +3,14 @@
 //! request path makes: no lock, no wait, no allocation.
 
 use core::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use crate::conf::ext::ComplexValue;
+use crate::revocation::RedisSource;
+use auth_jwt_core::limit::table::REDIS_UP;
 use auth_jwt_core::limit::{key_hash, Decision, LimitTable, LimitZoneArgs};
+
+pub mod sync;
 
 /// Most `auth_jwt_limit_zone`s in one configuration.
 pub const MAX_LIMIT_ZONES: usize = 16;
@@ -16,6 +21,8 @@ pub struct LimitZoneConf {
     pub args: LimitZoneArgs,
     /// `key=`, evaluated after the token verified.
     pub key: ComplexValue,
+    /// `redis=`, with the password taken out of the URL (never logged).
+    pub redis: Option<Arc<RedisSource>>,
 }
 
 /// One zone's table in shared memory. All-zero is the valid empty state.
@@ -111,9 +118,14 @@ pub fn check(
         };
         let p = &conf.args.policy;
         let table = zones.table(i);
-        if let Decision::Limit { retry_after } =
-            table.hit(key, now_ms, p.window_ms, p.alone(conf.args.nodes), 1)
-        {
+        // Synced: the cluster's limit, each node spending its share of the room between two
+        // syncs; alone (no Redis, or Redis down): the whole limit, or its share with nodes=.
+        let (limit, share) = if conf.redis.is_some() && table.redis_state() == REDIS_UP {
+            (p.limit(), conf.args.nodes.unwrap_or(1))
+        } else {
+            (p.alone(conf.args.nodes), 1)
+        };
+        if let Decision::Limit { retry_after } = table.hit(key, now_ms, p.window_ms, limit, share) {
             let log = table.log_due(key, now_ms / 1000);
             return Some(Refused {
                 zone: i,
