@@ -32,6 +32,10 @@ const CONF: &str = r#"
         location /free/ {
             proxy_pass {{upstream}};
         }
+        location = /metrics {
+            auth_jwt off;
+            auth_jwt_metrics;
+        }
     }
 "#;
 
@@ -85,6 +89,18 @@ fn refused_past_the_rate_with_headers() {
             .then_some(())
             .ok_or(format!("{lines:?}")),
     );
+    let metrics = nginx.get("/metrics").send().text();
+    for line in [
+        "nginx_auth_jwt_limit_requests_total{zone=\"per_sub\",result=\"allowed\"} 6\n",
+        "nginx_auth_jwt_limit_requests_total{zone=\"per_sub\",result=\"limited\"} 4\n",
+        "nginx_auth_jwt_limit_keys{zone=\"per_sub\"} 2\n",
+        "nginx_auth_jwt_limit_sync_failures_total{zone=\"per_sub\"} 0\n",
+    ] {
+        f.check(
+            line,
+            metrics.contains(line).then_some(()).ok_or(metrics.clone()),
+        );
+    }
     f.check(
         "no token in the log",
         (!nginx.error_log().contains(&alice))

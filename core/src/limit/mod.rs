@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::directive::{parse_duration, ConfError};
 
+pub mod report;
 pub mod table;
 #[cfg(test)]
 mod tests;
