@@ -138,13 +138,7 @@ impl<'a> LimitTable<'a> {
         if self.slots == 0 {
             return false;
         }
-        let w = self.w(WRITER);
-        let mine = (u64::from(owner) << 32) | (until.clamp(0, i64::from(u32::MAX)) as u64);
-        let held = w.load(Ordering::Acquire);
-        let free = held == 0 || (held >> 32) as u32 == owner || ((held as u32) as i64) < now;
-        free && w
-            .compare_exchange(held, mine, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
+        crate::lease::try_lease(self.w(WRITER), owner, now, until)
     }
 
     fn counter(&self, i: usize) -> u64 {
