@@ -17,6 +17,7 @@ use crate::log::log_emerg;
 mod cmd;
 pub(crate) mod directive;
 pub(crate) mod ext;
+mod limit;
 mod loc;
 pub(crate) mod remote;
 mod revocation;
@@ -153,6 +154,16 @@ pub static mut NGX_HTTP_AUTH_JWT_COMMANDS: [ngx_command_t; NCOMMANDS] = [
         cmd::ResourceMetadata
     ),
     command!(
+        "auth_jwt_limit_zone",
+        NGX_HTTP_MAIN_CONF | NGX_CONF_2MORE,
+        limit::LimitZone
+    ),
+    command!(
+        "auth_jwt_limit",
+        NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF | NGX_CONF_TAKE1,
+        limit::Limit
+    ),
+    command!(
         "auth_jwt_revocation_file",
         NGX_HTTP_MAIN_CONF | NGX_CONF_TAKE1,
         revocation::RevocationFile
@@ -173,7 +184,7 @@ pub static mut NGX_HTTP_AUTH_JWT_COMMANDS: [ngx_command_t; NCOMMANDS] = [
 ];
 
 /// Directives, and the table's closing empty row.
-const NCOMMANDS: usize = 31;
+const NCOMMANDS: usize = 33;
 
 /// Merges a location level and logs why it failed, which ngx 0.5.1's default merge does not.
 ///

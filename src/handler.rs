@@ -24,6 +24,7 @@ mod outcome;
 mod sender;
 
 use self::outcome::{apply, Kind, Outcome, Refusal};
+use crate::limit::{self, LimitZoneConf, Refused};
 use crate::{headers, keyreq, revocation, state, time, HttpAuthJwtModule};
 use auth_jwt_core::authn::{self, Denial, Expect, KeySource, Lookup, Policy, Verified};
 use auth_jwt_core::directive::{FailMode, RequireError, TokenType};
@@ -31,6 +32,7 @@ use auth_jwt_core::dpop::DpopPolicy;
 use auth_jwt_core::identity;
 use auth_jwt_core::jwt::claims::ClaimRules;
 use auth_jwt_core::jwt::error::{Status, VerifyError};
+use auth_jwt_core::limit::key_hash;
 
 /// Registered in the post-read phase by `postconfiguration`: removes the client's copies of
 /// every identity header name the server configures, before the rewrite phase evaluates any
@@ -203,18 +205,18 @@ fn decide(
             })));
         }
     }
-    let Some(requires) = &lcf.requires else {
+    if lcf.requires.is_none() && lcf.limits.is_none() {
         return Ok(Outcome::Admit(verified));
-    };
-    // The requirements' complex values read the claims through the variables, which read
-    // the context: publish the verified token first.
+    }
+    // The requirements' and limits' complex values read the claims through the variables,
+    // which read the context: publish the verified token first.
     let ctx = JwtCtx {
         status: Status::Ok,
         error: String::new(),
         token: Some(Rc::clone(&verified)),
     };
     ctx::put(request.as_mut(), ctx).or_no_memory()?;
-    for (n, req) in requires.iter().enumerate() {
+    for (n, req) in lcf.requires.iter().flatten().enumerate() {
         if req.values.iter().all(|cv| is_truthy(request, cv)) {
             continue;
         }
@@ -231,7 +233,22 @@ fn decide(
             token: Some(verified),
         }));
     }
+    if let Some(refused) = limited(request, lcf, zone) {
+        return Ok(Outcome::Limited(refused, verified));
+    }
     Ok(Outcome::Admit(verified))
+}
+
+/// The rate limits, after the token passed every check: one hit per limit in the shared
+/// zone, keyed by the configured value's hash.
+fn limited(request: &Request, lcf: &JwtLocConf, zone: Option<&ZoneData>) -> Option<Refused> {
+    let limits = lcf.limits.as_deref()?;
+    let mcf = HttpAuthJwtModule::main_conf(request)?;
+    let key_of = |conf: &LimitZoneConf| {
+        let value = request.get_complex_value(conf.key.as_ref())?;
+        (!value.is_empty()).then(|| key_hash(&conf.args.name, value.as_bytes()))
+    };
+    limit::check(&zone?.limits, &mcf.limits, limits, key_of, time::now_ms())
 }
 
 /// The revocation check, after verification and on cache hits alike: one lookup in the

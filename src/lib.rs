@@ -21,6 +21,7 @@ mod handler;
 mod headers;
 mod keyreq;
 mod keys;
+mod limit;
 mod log;
 mod report;
 mod revocation;

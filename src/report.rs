@@ -15,6 +15,7 @@ use crate::headers::copy_str;
 use crate::keys::{RemoteSource, SourceKind};
 use crate::log::boundary;
 use crate::{state, time, zone, HttpAuthJwtModule};
+use auth_jwt_core::limit::report as limit_report;
 use auth_jwt_core::metrics::{self, SourceReport, StatusReport};
 use auth_jwt_core::revocation::report::RevocationReport;
 
@@ -40,6 +41,7 @@ unsafe extern "C" fn metrics_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
             if let Some(rv) = revocation_report(request, zone) {
                 body.push_str(&rv.prometheus(now));
             }
+            body.push_str(&limit_report::prometheus(&limit_reports(request, zone)));
             ("text/plain; version=0.0.4; charset=utf-8", body)
         })
     }
@@ -64,10 +66,29 @@ unsafe extern "C" fn status_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
                 cache_entries: entries,
                 cache_capacity: capacity,
                 revocations: revocation_report(request, zone).map(|r| r.json(now)),
+                limits: limit_reports(request, zone)
+                    .iter()
+                    .map(|r| r.json())
+                    .collect(),
             });
             ("application/json", body)
         })
     }
+}
+
+/// The rate limits' part of both pages, one report per zone.
+fn limit_reports(request: &Request, zone: &zone::ZoneData) -> Vec<limit_report::LimitReport> {
+    let Some(mcf) = HttpAuthJwtModule::main_conf(request) else {
+        return Vec::new();
+    };
+    mcf.limits
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let table = zone.limits.table(i);
+            limit_report::LimitReport::of(&c.args.name, &table, c.redis.is_some())
+        })
+        .collect()
 }
 
 /// The revocation part of both pages, when the configuration revokes.

@@ -6,3 +6,10 @@ pub fn now() -> i64 {
     // always points at a valid `ngx_time_t` slot; the worker reads it from its own thread.
     unsafe { (*nginx_sys::ngx_cached_time).sec }
 }
+
+/// Milliseconds since the epoch from NGINX's cached time.
+pub fn now_ms() -> u64 {
+    // SAFETY: as in `now`.
+    let t = unsafe { &*nginx_sys::ngx_cached_time };
+    (t.sec.max(0) as u64) * 1000 + t.msec as u64
+}

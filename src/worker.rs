@@ -20,6 +20,8 @@ use crate::HttpAuthJwtModule;
 static FETCHER: Mutex<Option<Background>> = Mutex::new(None);
 /// This worker's revocation sync thread, if its configuration has revocation sources.
 static REVOKER: Mutex<Option<Background>> = Mutex::new(None);
+/// This worker's rate-limit sync thread, if a limit zone has `redis=`.
+static LIMITER: Mutex<Option<Background>> = Mutex::new(None);
 
 /// How often the event loop writes the fetcher's queued log lines.
 const LOG_INTERVAL_MS: usize = 1000;
@@ -60,7 +62,15 @@ fn start(cycle: &ngx_cycle_t) -> ngx_int_t {
             }
         }
     }
-    if !mcf.sources.is_empty() || mcf.revocation.enabled() {
+    match with_signals_blocked(|| crate::limit::sync::start(&mcf.limits, &zone.limits)) {
+        Ok(s) => *LIMITER.lock().unwrap_or_else(|p| p.into_inner()) = s,
+        Err(e) => {
+            log_alert!(cycle.log, "cannot start the rate-limit sync: {e}");
+            return NGX_ERROR as ngx_int_t;
+        }
+    }
+    let limiter = LIMITER.lock().is_ok_and(|l| l.is_some());
+    if !mcf.sources.is_empty() || mcf.revocation.enabled() || limiter {
         // SAFETY: the cycle's log outlives the worker's event loop.
         unsafe { start_log_timer(cycle.log) };
     }
@@ -109,7 +119,14 @@ pub unsafe extern "C" fn exit_process(cycle: *mut ngx_cycle_t) {
     // which still stops and joins its thread (a static would keep it running).
     let fetcher = FETCHER.lock().unwrap_or_else(|p| p.into_inner()).take();
     let revoker = REVOKER.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let limiter = LIMITER.lock().unwrap_or_else(|p| p.into_inner()).take();
     log::boundary("exit_process", log, (), move || {
+        if let Some(limiter) = limiter {
+            if let Err(bound) = limiter.stop() {
+                let line = format!("rate-limit sync still running after {bound:?}");
+                fetch::log(NGX_LOG_ALERT, line);
+            }
+        }
         if let Some(revoker) = revoker {
             if let Err(bound) = revoker.stop() {
                 let line = format!("revocation sync still running after {bound:?}");

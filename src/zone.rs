@@ -24,7 +24,7 @@ use auth_jwt_core::metrics::{self, Counters};
 pub const MAX_SOURCES: usize = 32;
 const MAGIC: u64 = u64::from_be_bytes(*b"auth_jwt");
 /// Bump when `ZoneData` changes shape: a reload with another layout starts a fresh table.
-const LAYOUT_VERSION: u64 = 4;
+const LAYOUT_VERSION: u64 = 5;
 /// The DPoP replay table takes this fraction of `auth_jwt_zone` (16m: 131,072 proofs).
 const DPOP_REPLAY_SHARE: usize = 16;
 /// Workers with their own counter slot; more share slots (sums stay right, atomics).
@@ -176,6 +176,7 @@ pub struct ZoneData {
     pub revocations: crate::revocation::RevocationZone,
     /// DPoP proofs seen within their window (`auth_jwt_core::dpop::replay`).
     pub dpop_replay: ReplayZone,
+    pub limits: crate::limit::LimitZones,
 }
 
 /// The DPoP replay table: one slab allocation of `auth_jwt_zone / 16` bytes (8 a slot), made

@@ -71,6 +71,10 @@ const SENDER_LINES: &[&str] = &[
     "DPoP-bound token sent as a bearer token",
 ];
 
+/// Lines of the rate limits (some need a live Redis): produced by t/ratelimit.rs, which must
+/// assert them.
+const LIMIT_LINES: &[&str] = &["rate limited by zone", "unreachable, limiting alone"];
+
 const CONF: &str = r#"
     map $arg_ok $ok { default 0; yes 1; }
     auth_jwt_revocation_file {{prefix}}/revoked.json;
@@ -150,11 +154,13 @@ fn troubleshooting_log_lines_are_real() {
     ]
     .concat();
     let sender = [include_str!("mtls.rs"), include_str!("dpop.rs")].concat();
+    let limits = include_str!("ratelimit.rs");
     // Lines only a live peer produces: the test files that must assert each fragment.
-    let groups: [(&[&str], &str, &str); 3] = [
+    let groups: [(&[&str], &str, &str); 4] = [
         (FETCHER_LINES, &remote, "t/remote/"),
         (REDIS_LINES, &revocation, "t/revocation/"),
         (SENDER_LINES, &sender, "t/mtls.rs, t/dpop.rs"),
+        (LIMIT_LINES, limits, "t/ratelimit.rs"),
     ];
     let mut missing = Vec::new();
     for pattern in &patterns {

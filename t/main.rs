@@ -21,6 +21,7 @@ mod malformed;
 mod metrics;
 mod mtls;
 mod panic;
+mod ratelimit;
 mod remote;
 mod require;
 mod revocation;

@@ -3,8 +3,10 @@
 //! JOSE parsing and verification (`jwt`), key sets (`jwks`), the authentication policy and
 //! its token cache (`authn`, `cache`), what reaches the upstream and the client (`identity`,
 //! `challenge`), the directive values (`directive`), the fetcher's refresh, backoff and
-//! discovery rules (`refresh`), revocations and their lock-free table (`revocation`), and the
-//! metrics and status texts (`metrics`). The module crate is the FFI layer over it; `cargo test -p auth_jwt_core` needs no NGINX.
+//! discovery rules (`refresh`), revocations and their lock-free table (`revocation`), rate-limit
+//! windows and their counters' table (`limit`), the one-writer lease both tables use (`lease`),
+//! and the metrics and status texts (`metrics`). The module crate is the FFI layer over it;
+//! `cargo test -p auth_jwt_core` needs no NGINX.
 #![forbid(unsafe_code)]
 
 pub mod authn;
@@ -17,6 +19,8 @@ pub mod jwe;
 pub mod jwks;
 pub mod jwt;
 pub mod keyreq;
+pub mod lease;
+pub mod limit;
 pub mod metrics;
 pub mod mtls;
 pub mod refresh;

@@ -100,6 +100,8 @@ pub struct StatusReport<'a> {
     pub cache_capacity: usize,
     /// The `revocations` object, when the configuration revokes.
     pub revocations: Option<Value>,
+    /// One object per `auth_jwt_limit_zone`.
+    pub limits: Vec<Value>,
 }
 
 /// The Prometheus text format (version 0.0.4).
@@ -304,6 +306,7 @@ pub fn status_json(r: &StatusReport<'_>) -> String {
         "cache_lookups": {"hits": r.counters.cache_hits, "misses": r.counters.cache_misses},
         "sender_constrained": sender,
         "revocations": r.revocations,
+        "limits": r.limits,
     });
     let mut text = serde_json::to_string_pretty(&status).unwrap_or_default();
     text.push('\n');
@@ -400,6 +403,7 @@ mod tests {
             cache_entries: 3,
             cache_capacity: 1024,
             revocations: None,
+            limits: Vec::new(),
         });
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["module"]["version"], "0.1.0");

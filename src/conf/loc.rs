@@ -46,6 +46,8 @@ pub struct JwtMainConf {
     pub zone: ZoneRef,
     /// `auth_jwt_revocation_*`.
     pub revocation: RevocationConf,
+    /// `auth_jwt_limit_zone`s, in order; `auth_jwt_limit` refers to them by index.
+    pub limits: Vec<crate::limit::LimitZoneConf>,
 }
 
 impl Default for JwtMainConf {
@@ -58,6 +60,7 @@ impl Default for JwtMainConf {
             vars: Vec::new(),
             zone: ZoneRef::default(),
             revocation: RevocationConf::default(),
+            limits: Vec::new(),
         }
     }
 }
@@ -138,6 +141,8 @@ pub struct JwtLocConf {
     pub mtls: Option<MtlsConf>,
     /// `auth_jwt_dpop`.
     pub dpop: Option<DpopRules>,
+    /// `auth_jwt_limit`: indexes into `JwtMainConf::limits`.
+    pub limits: Option<Vec<usize>>,
 }
 
 /// `auth_jwt_mtls`: the policy, and where the client certificate comes from.
@@ -175,6 +180,7 @@ impl Default for JwtLocConf {
             resource_metadata: None,
             mtls: None,
             dpop: None,
+            limits: None,
         }
     }
 }
@@ -205,6 +211,7 @@ impl JwtLocConf {
         inherit(&mut self.resource_metadata, &prev.resource_metadata);
         inherit(&mut self.mtls, &prev.mtls);
         inherit(&mut self.dpop, &prev.dpop);
+        inherit(&mut self.limits, &prev.limits);
         for source in self.remote.iter().flatten() {
             let ca = source.ca.get_or_init(|| self.trusted_certificate.clone());
             if *ca != self.trusted_certificate {

@@ -108,7 +108,7 @@ pub unsafe fn add_zone(cf: *mut ngx_conf_t, mcf: &mut JwtMainConf) -> Result<(),
     let size = match mcf.zone_size {
         NGX_CONF_UNSET_SIZE => DEFAULT_ZONE_SIZE,
         size => size,
-    };
+    } + crate::limit::zone_bytes(&mcf.limits);
     let mut name = ngx_str_t {
         len: "auth_jwt".len(),
         data: c"auth_jwt".as_ptr().cast_mut().cast(),
@@ -158,6 +158,8 @@ unsafe fn claim_slots(shm_zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_in
             }
             let now = crate::fetch::unix_now();
             let rv = &mcf.revocation;
+            let limits = crate::limit::init_zone(&zone.limits, &mcf.limits, |n| zone.alloc(n));
+            let size = size - crate::limit::zone_bytes(&mcf.limits);
             let replay = || {
                 zone.dpop_replay
                     .allocate(size, |n| zone.alloc(n))
@@ -166,7 +168,10 @@ unsafe fn claim_slots(shm_zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_in
                         "auth_jwt_zone is too small for the DPoP replay table".to_owned()
                     })
             };
-            match revocation::init_zone(&zone.revocations, rv, size, |n| zone.alloc(n), now)
+            match limits
+                .and_then(|()| {
+                    revocation::init_zone(&zone.revocations, rv, size, |n| zone.alloc(n), now)
+                })
                 .and_then(|()| replay())
             {
                 Ok(()) => true,

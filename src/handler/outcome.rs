@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use nginx_sys::{
     ngx_int_t, NGX_DECLINED, NGX_HTTP_FORBIDDEN, NGX_HTTP_SERVICE_UNAVAILABLE,
-    NGX_HTTP_UNAUTHORIZED, NGX_OK,
+    NGX_HTTP_TOO_MANY_REQUESTS, NGX_HTTP_UNAUTHORIZED, NGX_OK,
 };
 use ngx::http::Request;
 
@@ -17,13 +17,17 @@ use crate::conf::{ext::ComplexValue, JwtLocConf};
 use crate::ctx::{self, JwtCtx};
 use crate::error::{Error, OrNoMemory};
 use crate::headers;
+use crate::limit::Refused;
 use crate::log::{log_info, log_warn};
+use crate::HttpAuthJwtModule;
 use auth_jwt_core::authn::{log_safe, Denial, Verified};
 use auth_jwt_core::challenge::{dpop_challenge, www_authenticate, Attributes, Challenge};
 use auth_jwt_core::dpop::DpopRules;
 use auth_jwt_core::identity;
 use auth_jwt_core::jwt::alg::Alg;
 use auth_jwt_core::jwt::error::Status;
+use auth_jwt_core::limit::{policy_header, ratelimit_header};
+use ngx::http::HttpModuleMainConf;
 
 /// What the access check decided for one request. [`apply`] alone carries it out.
 pub(super) enum Outcome {
@@ -36,6 +40,8 @@ pub(super) enum Outcome {
     Admit(Rc<Verified>),
     /// Refused with 401 or 403.
     Deny(Refusal),
+    /// The token passed, a rate limit refused it: 429.
+    Limited(Refused, Rc<Verified>),
 }
 
 /// A refusal, as the variables, the log line and the challenge tell it.
@@ -107,6 +113,7 @@ pub(super) fn apply(
         Outcome::NoKeys { open } => no_keys(request, lcf, open)?,
         Outcome::RevocationsStale => unavailable(request, "revocation list too stale")?,
         Outcome::Deny(refusal) => refuse(request, lcf, realm, refusal)?,
+        Outcome::Limited(refused, token) => too_many(request, refused, token)?,
     };
     // An internal redirect checks again; the client's request is counted once.
     if let (Some(zone), false) = (zone_of(request), request.as_ref().internal() != 0) {
@@ -166,6 +173,39 @@ fn unavailable(request: &mut Request, reason: &'static str) -> Result<(Status, n
     log_denial(request, Status::NoKeys, &reason, None, None);
     headers::set_out(request.as_mut(), "Retry-After", RETRY_AFTER).or_no_memory()?;
     Ok((Status::NoKeys, NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t))
+}
+
+/// 429 with `Retry-After` and the RateLimit fields; the token's claims stay for the access
+/// log. One `info` line per key per second at most.
+fn too_many(
+    request: &mut Request,
+    refused: Refused,
+    token: Rc<Verified>,
+) -> Result<(Status, ngx_int_t), Error> {
+    let mcf = HttpAuthJwtModule::main_conf(request).ok_or(Error::NoMemory)?;
+    let conf = mcf.limits.get(refused.zone).ok_or(Error::NoMemory)?;
+    let name = &conf.args.name;
+    if refused.log {
+        log_info!(
+            request.log(),
+            "rate limited by zone \"{name}\", retry after {} s",
+            refused.retry_after
+        );
+    }
+    let ctx = JwtCtx {
+        status: Status::Ok,
+        error: "rate limited".into(),
+        token: Some(token),
+    };
+    ctx::put(request.as_mut(), ctx).or_no_memory()?;
+    let r = request.as_mut();
+    let wait = refused.retry_after.to_string();
+    headers::set_out(r, "Retry-After", &wait).or_no_memory()?;
+    let policy = policy_header(name, &conf.args.policy);
+    headers::set_out(r, "RateLimit-Policy", &policy).or_no_memory()?;
+    let current = ratelimit_header(name, 0, refused.retry_after);
+    headers::set_out(r, "RateLimit", &current).or_no_memory()?;
+    Ok((Status::Ok, NGX_HTTP_TOO_MANY_REQUESTS as ngx_int_t))
 }
 
 /// Seconds a client is told to wait while no keys are available.

@@ -12,7 +12,7 @@ use auth_jwt_core::revocation::redis_url::{OnStale, RedisArgs};
 use auth_jwt_core::revocation::report::RevocationReport;
 use auth_jwt_core::revocation::{self as core_rev, Insert, Kind, Revocation, Revoked, Table};
 
-mod redis;
+pub(crate) mod redis;
 pub mod sync;
 
 /// Default `auth_jwt_revocation_lifetime`: the longest lifetime of a token.

@@ -14,6 +14,13 @@ use super::RedisSource;
 /// Entries per `XRANGE`/`XREAD` page.
 pub const PAGE: usize = 1000;
 
+impl Conn {
+    /// One pipelined round trip (the rate limits' sync).
+    pub fn pipeline(&mut self, pipe: &redis::Pipeline) -> Result<Vec<Value>, String> {
+        pipe.query(&mut self.con).map_err(|e| text(&e))
+    }
+}
+
 /// A stream id, `ms-seq`.
 pub type Id = (u64, u64);
 

@@ -165,13 +165,7 @@ impl<'a> Table<'a> {
         if self.slots == 0 {
             return false;
         }
-        let w = self.word(WRITER);
-        let mine = (u64::from(owner) << 32) | (until.clamp(0, i64::from(u32::MAX)) as u64);
-        let held = w.load(Ordering::Acquire);
-        let free = held == 0 || (held >> 32) as u32 == owner || ((held as u32) as i64) < now;
-        free && w
-            .compare_exchange(held, mine, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
+        crate::lease::try_lease(self.word(WRITER), owner, now, until)
     }
 
     pub fn unlock(&self, owner: u32) {
