@@ -207,13 +207,24 @@ pub struct Proof {
     pub expires: i64,
 }
 
-/// RFC 9449 section 4.3, steps 2 to 11 (the replay check is the caller's, with
+/// RFC 9449 section 4.3, steps 2 to 12 (the replay check is the caller's, with
 /// [`replay::record`]): one proof, for `target`, signed by the key `jkt` names.
 pub fn check_proof(
     proof: &[u8],
     target: &ProofTarget<'_>,
     jkt: &str,
     rules: &DpopRules,
+) -> Result<Proof, DpopError> {
+    check_proof_cached(proof, target, jkt, rules, &mut jwk::KeyCache::default())
+}
+
+/// [`check_proof`] with a worker's cache of the keys of earlier proofs.
+pub fn check_proof_cached(
+    proof: &[u8],
+    target: &ProofTarget<'_>,
+    jkt: &str,
+    rules: &DpopRules,
+    cache: &mut jwk::KeyCache,
 ) -> Result<Proof, DpopError> {
     let bad = DpopError::Proof;
     if proof.len() > MAX_PROOF {
@@ -241,7 +252,14 @@ pub fn check_proof(
     if header.contains_key("crit") {
         return Err(bad("has crit"));
     }
-    let (keys, thumbprint) = jwk::public_key(header.get("jwk").ok_or(bad("has no jwk"))?)?;
+    let jwk = header.get("jwk").ok_or(bad("has no jwk"))?;
+    let thumbprint = jwk::public_thumbprint(jwk)?;
+    // The key must be the one the token names before it is made or used.
+    if jkt.len() != thumbprint.len() || !openssl::memcmp::eq(jkt.as_bytes(), thumbprint.as_bytes())
+    {
+        return Err(bad("key does not match the token's cnf.jkt"));
+    }
+    let keys = cache.get(jwk, &thumbprint)?;
     let signature = decode(signature).ok_or(bad("signature is not base64url"))?;
     let input = &proof[..proof.len() - signature_len(proof)];
     keys.verify_signature(alg, input, &signature, rules.algorithms)
@@ -270,10 +288,6 @@ pub fn check_proof(
     let sent = text("ath").unwrap_or_default();
     if sent.len() != ath.len() || !openssl::memcmp::eq(sent.as_bytes(), ath.as_bytes()) {
         return Err(bad("ath does not match the access token"));
-    }
-    if jkt.len() != thumbprint.len() || !openssl::memcmp::eq(jkt.as_bytes(), thumbprint.as_bytes())
-    {
-        return Err(bad("key does not match the token's cnf.jkt"));
     }
     Ok(Proof {
         jti_digest: openssl::sha::sha256(jti.as_bytes()),

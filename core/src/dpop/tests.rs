@@ -163,7 +163,7 @@ fn each_check_fails_alone() {
             "other jwk",
             good(with(header(&k), "jwk", jwk(&other)), claims()),
             &def,
-            "signature invalid",
+            "key does not match the token's cnf.jkt",
         ),
         ("signature", forged, &def, "signature invalid"),
         (
