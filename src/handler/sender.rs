@@ -143,6 +143,9 @@ pub(super) fn dpop_refusal(
         Err(e) => {
             counters.inspect(|c| c.sender("dpop", e.label()));
             let challenge = match (scheme, e.is_proof_error()) {
+                (Scheme::Dpop, _) if e == DpopError::UseNonce => Kind::Dpop {
+                    error: "use_dpop_nonce",
+                },
                 (Scheme::Dpop, true) => Kind::Dpop {
                     error: "invalid_dpop_proof",
                 },

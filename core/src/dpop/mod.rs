@@ -46,6 +46,8 @@ pub struct DpopRules {
     pub algorithms: AlgSet,
     /// `origin=`: scheme and authority of `htu` as clients see them (behind a terminator).
     pub origin: Option<String>,
+    /// `nonce=on`: the secret server nonces are made from (set at configuration load).
+    pub nonce_secret: Option<[u8; 32]>,
 }
 
 impl Default for DpopRules {
@@ -55,6 +57,7 @@ impl Default for DpopRules {
             window: DEFAULT_WINDOW,
             algorithms: asymmetric(),
             origin: None,
+            nonce_secret: None,
         }
     }
 }
@@ -105,6 +108,14 @@ pub fn parse_dpop(args: &[&str]) -> Result<DpopRules, ConfError> {
                 }
                 rules.algorithms = set;
             }
+            "nonce" => {
+                rules.nonce_secret = match value {
+                    // The secret itself is drawn by the caller (configuration load).
+                    "on" => Some([0; 32]),
+                    "off" => None,
+                    _ => return Err(ConfError::InvalidValue((*param).into())),
+                };
+            }
             "origin" => {
                 let ok = (value.starts_with("https://") || value.starts_with("http://"))
                     && !value.ends_with('/')
@@ -138,13 +149,15 @@ pub enum DpopError {
     Proof(&'static str),
     /// The proof's `jti` was seen within the window.
     Replay,
+    /// `nonce=on` and the proof lacks the current server nonce (`use_dpop_nonce`).
+    UseNonce,
 }
 
 impl DpopError {
     /// RFC 9449 section 7.1: proof problems are `invalid_dpop_proof`, token problems
     /// `invalid_token`.
     pub fn is_proof_error(self) -> bool {
-        matches!(self, Self::Proof(_) | Self::Replay)
+        matches!(self, Self::Proof(_) | Self::Replay | Self::UseNonce)
     }
 
     /// The `result` label of `nginx_auth_jwt_sender_constrained_total{method="dpop"}`.
@@ -155,6 +168,7 @@ impl DpopError {
             Self::BadBinding => "bad_binding",
             Self::Proof(_) => "invalid_proof",
             Self::Replay => "replay",
+            Self::UseNonce => "use_nonce",
         }
     }
 }
@@ -167,6 +181,7 @@ impl fmt::Display for DpopError {
             Self::BadBinding => f.write_str("malformed cnf.jkt claim"),
             Self::Proof(why) => write!(f, "DPoP proof {why}"),
             Self::Replay => f.write_str("DPoP proof replayed"),
+            Self::UseNonce => f.write_str("DPoP proof lacks the server's current nonce"),
         }
     }
 }
@@ -281,6 +296,16 @@ pub fn check_proof_cached(
     if (target.now - iat).abs() > rules.window {
         return Err(bad("iat outside the acceptance window"));
     }
+    if let Some(secret) = &rules.nonce_secret {
+        let sent = text("nonce").unwrap_or_default();
+        let fresh = [0, 1].iter().any(|back| {
+            let nonce = server_nonce(secret, target.now, rules.window, *back);
+            sent.len() == nonce.len() && openssl::memcmp::eq(sent.as_bytes(), nonce.as_bytes())
+        });
+        if sent.len() != 22 || !fresh {
+            return Err(DpopError::UseNonce);
+        }
+    }
     let jti = text("jti")
         .filter(|j| !j.is_empty())
         .ok_or(bad("jti missing"))?;
@@ -293,6 +318,24 @@ pub fn check_proof_cached(
         jti_digest: openssl::sha::sha256(jti.as_bytes()),
         expires: iat + rules.window + 1,
     })
+}
+
+/// The server nonce of the window `back` windows before the one `now` falls in: 22
+/// base64url characters of HMAC-SHA256(secret, window number). A proof may carry the
+/// current nonce or the previous one, so a nonce lives one to two windows.
+pub fn server_nonce(secret: &[u8; 32], now: i64, window: i64, back: i64) -> String {
+    let bucket = now.div_euclid(window.max(1)) - back;
+    let mac = openssl::pkey::PKey::hmac(secret)
+        .and_then(|key| {
+            let mut signer =
+                openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key)?;
+            signer.update(&bucket.to_be_bytes())?;
+            signer.sign_to_vec()
+        })
+        .unwrap_or_default();
+    let mut text = URL_SAFE_NO_PAD.encode(mac);
+    text.truncate(22);
+    text
 }
 
 /// Length of `.signature` at the end of `proof` (the dot included).
