@@ -65,6 +65,17 @@ pub static mut NGX_HTTP_AUTH_JWT_COMMANDS: [ngx_command_t; NCOMMANDS] = [
         ANY_LOC | NGX_HTTP_LMT_CONF | NGX_CONF_TAKE1,
         cmd::KeyFile
     ),
+    command!(
+        "auth_jwt_type",
+        ANY_LOC | NGX_HTTP_LMT_CONF | NGX_CONF_TAKE1,
+        cmd::TokenTypeSet
+    ),
+    command!(
+        "auth_jwt_key_request",
+        ANY_LOC | NGX_HTTP_LMT_CONF | NGX_CONF_TAKE1,
+        cmd::KeyRequest
+    ),
+    command!("auth_jwt_key_cache", ANY_LOC | NGX_CONF_TAKE1, slot SEC, JwtLocConf, key_cache),
     command!("auth_jwt_leeway", ANY_LOC | NGX_CONF_TAKE1, slot SEC, JwtLocConf, leeway),
     command!("auth_jwt_require_exp", ANY_LOC | NGX_CONF_FLAG, slot FLAG, JwtLocConf, require_exp),
     command!("auth_jwt_max_size", ANY_LOC | NGX_CONF_TAKE1, slot SIZE, JwtLocConf, max_size),
@@ -162,7 +173,7 @@ pub static mut NGX_HTTP_AUTH_JWT_COMMANDS: [ngx_command_t; NCOMMANDS] = [
 ];
 
 /// Directives, and the table's closing empty row.
-const NCOMMANDS: usize = 28;
+const NCOMMANDS: usize = 31;
 
 /// Merges a location level and logs why it failed, which ngx 0.5.1's default merge does not.
 ///

@@ -24,9 +24,9 @@ mod outcome;
 mod sender;
 
 use self::outcome::{apply, Kind, Outcome, Refusal};
-use crate::{headers, revocation, state, time, HttpAuthJwtModule};
-use auth_jwt_core::authn::{self, Denial, KeySource, Lookup, Policy, Verified};
-use auth_jwt_core::directive::{FailMode, RequireError};
+use crate::{headers, keyreq, revocation, state, time, HttpAuthJwtModule};
+use auth_jwt_core::authn::{self, Denial, Expect, KeySource, Lookup, Policy, Verified};
+use auth_jwt_core::directive::{FailMode, RequireError, TokenType};
 use auth_jwt_core::dpop::DpopPolicy;
 use auth_jwt_core::identity;
 use auth_jwt_core::jwt::claims::ClaimRules;
@@ -96,7 +96,14 @@ fn access(request: &mut Request) -> ngx_int_t {
     if request.as_ref().internal() != 0 && strip_identity(request).is_none() {
         return NGX_ERROR as ngx_int_t;
     }
-    let applied = decide(request, lcf, token.as_ref())
+    let extra = match &lcf.key_requests {
+        None => None,
+        Some(_) => match keyreq::prepare(request, lcf, zone_of(request)) {
+            keyreq::Prepared::Sources(sources) => Some(sources),
+            keyreq::Prepared::Again(rc) => return rc,
+        },
+    };
+    let applied = decide(request, lcf, token.as_ref(), extra)
         .and_then(|outcome| apply(request, lcf, realm, outcome));
     applied.unwrap_or(NGX_ERROR as ngx_int_t)
 }
@@ -108,10 +115,18 @@ fn decide(
     request: &mut Request,
     lcf: &JwtLocConf,
     token_var: Option<&ComplexValue>,
+    extra: Option<Vec<KeySource>>,
 ) -> Result<Outcome, Error> {
     let now = time::now();
-    let sources = key_sources(lcf, now);
-    if sources.is_empty() {
+    let sources = match extra {
+        None => key_sources(lcf, now),
+        Some(mut extra) => {
+            extra.extend_from_slice(&key_sources(lcf, now));
+            Sources::Owned(extra)
+        }
+    };
+    // An encrypted token has no signature: its decryption keys come from files only.
+    if sources.is_empty() && lcf.token_type() != TokenType::Encrypted {
         let open = lcf.fail_mode == Some(FailMode::Open);
         return Ok(Outcome::NoKeys { open });
     }
@@ -160,6 +175,9 @@ fn decide(
             if let (VerifyError::UnknownKid, Some(zone)) = (&denial.error, zone) {
                 wake_fetchers(zone, lcf, denial.kid.as_deref().unwrap_or_default(), now);
             }
+            if denial.error == VerifyError::UnknownKid && lcf.key_requests.is_some() {
+                keyreq::unknown_kid(request, lcf);
+            }
             return Ok(Outcome::Deny(Refusal::of(denial)));
         }
     };
@@ -180,7 +198,7 @@ fn decide(
         if let Err(e) = identity::header_value(value) {
             return Ok(Outcome::Deny(Refusal::of(Denial {
                 kid: verified.kid.clone(),
-                alg: Some(verified.alg),
+                alg: verified.alg,
                 error: VerifyError::BadClaim(e.as_str()),
             })));
         }
@@ -209,7 +227,7 @@ fn decide(
                 RequireError::Unauthorized => Kind::InvalidToken,
             },
             kid: verified.kid.clone(),
-            alg: Some(verified.alg),
+            alg: verified.alg,
             token: Some(verified),
         }));
     }
@@ -232,7 +250,7 @@ fn revoked(request: &Request, verified: &Rc<Verified>, now: i64) -> Option<Outco
         detail: Some(why.to_string()),
         challenge: Kind::InvalidToken,
         kid: verified.kid.clone(),
-        alg: Some(verified.alg),
+        alg: verified.alg,
         token: None,
     }))
 }
@@ -256,6 +274,8 @@ fn key_sources(lcf: &JwtLocConf, now: i64) -> Sources<'_> {
 enum Sources<'a> {
     Files(&'a [KeySource]),
     Snapshot(Ref<'a, [KeySource]>),
+    /// With `auth_jwt_key_request` sets: made per request.
+    Owned(Vec<KeySource>),
 }
 
 impl core::ops::Deref for Sources<'_> {
@@ -264,6 +284,7 @@ impl core::ops::Deref for Sources<'_> {
         match self {
             Self::Files(files) => files,
             Self::Snapshot(snapshot) => snapshot,
+            Self::Owned(sources) => sources,
         }
     }
 }
@@ -289,6 +310,12 @@ fn policy(lcf: &JwtLocConf) -> Policy<'_> {
             require_exp: lcf.require_exp != 0,
             issuers: lcf.issuers.as_deref().unwrap_or_default(),
             audiences: lcf.audiences.as_deref().unwrap_or_default(),
+        },
+        expect: match (lcf.token_type(), &lcf.decrypt) {
+            (TokenType::Encrypted, Some(keys)) => Expect::Encrypted(keys),
+            (TokenType::Nested, Some(keys)) => Expect::Nested(keys),
+            // Merge refuses the other types without decryption keys.
+            _ => Expect::Signed,
         },
     }
 }

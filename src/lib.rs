@@ -19,6 +19,7 @@ mod error;
 mod fetch;
 mod handler;
 mod headers;
+mod keyreq;
 mod keys;
 mod log;
 mod report;

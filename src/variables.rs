@@ -148,7 +148,10 @@ unsafe extern "C" fn get_payload(
     // SAFETY: called by NGINX as a get handler.
     unsafe {
         evaluate(r, v, |ctx| {
-            Some(Cow::Borrowed(&ctx.token.as_ref()?.payload))
+            let token = ctx.token.as_ref()?;
+            Some(Cow::Borrowed(
+                token.nested_jws.as_deref().unwrap_or(&token.payload),
+            ))
         })
     }
 }

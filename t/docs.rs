@@ -51,6 +51,15 @@ const FETCHER_LINES: &[&str] = &[
     "failed (http_5xx)",
 ];
 
+/// Lines that need a live Redis: produced by t/revocation/, which must assert them.
+const REDIS_LINES: &[&str] = &[
+    "revocation sync with",
+    "revocation list too stale",
+    "went back (recreated, or Redis restarted without persistence)",
+    "revocation table full (capacity",
+    "refused: ",
+];
+
 /// Lines of sender-constrained tokens: produced by t/mtls.rs and t/dpop.rs, which must assert
 /// them (they need TLS client certificates and DPoP proofs).
 const SENDER_LINES: &[&str] = &[
@@ -64,6 +73,7 @@ const SENDER_LINES: &[&str] = &[
 
 const CONF: &str = r#"
     map $arg_ok $ok { default 0; yes 1; }
+    auth_jwt_revocation_file {{prefix}}/revoked.json;
     server {
         listen 127.0.0.1:{{port}};
         auth_jwt_key_file {{keys}}/jwks.json;
@@ -72,15 +82,25 @@ const CONF: &str = r#"
         location /aud/ { auth_jwt "api"; auth_jwt_audience api; proxy_pass {{upstream}}; }
         location /alg/ { auth_jwt "api"; auth_jwt_algorithms ES256; proxy_pass {{upstream}}; }
         location /req/ { auth_jwt "api"; auth_jwt_require $ok error=403; proxy_pass {{upstream}}; }
+        location /enc/ { auth_jwt "api"; auth_jwt_type encrypted; auth_jwt_key_file enc.json; proxy_pass {{upstream}}; }
     }
 "#;
+
+/// A `dir` key, and a JWE with the right lengths that it does not decrypt.
+const ENC_KEY: &str =
+    r#"{"kty":"oct","use":"enc","k":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}"#;
+const FORGED_JWE: &str =
+    "eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2R0NNIn0..AAAAAAAAAAAAAAAA.eA.AAAAAAAAAAAAAAAAAAAAAA";
 
 #[test]
 fn troubleshooting_log_lines_are_real() {
     let patterns = quoted_log_lines();
     assert!(patterns.len() >= 12, "{patterns:?}");
 
-    let nginx = Nginx::http(CONF).start();
+    let nginx = Nginx::http(CONF)
+        .file("revoked.json", r#"[{"jti": "docs-revoked"}]"#)
+        .file("conf/enc.json", ENC_KEY)
+        .start();
     let mark = nginx.log_mark();
     let rs = || Jwt::new("RS256");
     let requests = [
@@ -96,6 +116,10 @@ fn troubleshooting_log_lines_are_real() {
         ("/aud/", Some(rs().claim("aud", json!("other")).encode())),
         ("/alg/", Some(rs().encode())),
         ("/req/", Some(rs().encode())),
+        ("/", Some(rs().claim("jti", json!("docs-revoked")).encode())),
+        ("/", Some(FORGED_JWE.to_owned())),
+        ("/enc/", Some(FORGED_JWE.to_owned())),
+        ("/enc/", Some(rs().encode())),
     ];
     for (path, token) in requests {
         let mut req = nginx.get(path);
@@ -119,29 +143,31 @@ fn troubleshooting_log_lines_are_real() {
         include_str!("remote/workers.rs"),
     ]
     .concat();
+    let revocation = [
+        include_str!("revocation/mod.rs"),
+        include_str!("revocation/secure.rs"),
+        include_str!("revocation/table.rs"),
+    ]
+    .concat();
     let sender = [include_str!("mtls.rs"), include_str!("dpop.rs")].concat();
+    // Lines only a live peer produces: the test files that must assert each fragment.
+    let groups: [(&[&str], &str, &str); 3] = [
+        (FETCHER_LINES, &remote, "t/remote/"),
+        (REDIS_LINES, &revocation, "t/revocation/"),
+        (SENDER_LINES, &sender, "t/mtls.rs, t/dpop.rs"),
+    ];
     let mut missing = Vec::new();
     for pattern in &patterns {
-        let sender_lines: Vec<&&str> = SENDER_LINES
-            .iter()
-            .filter(|f| pattern.contains(*f))
-            .collect();
-        if !sender_lines.is_empty() {
-            for fragment in sender_lines {
-                if !sender.contains(fragment) {
-                    missing.push(format!(
-                        "{pattern} (t/mtls.rs, t/dpop.rs do not assert {fragment:?})"
-                    ));
+        let mut by_peer = false;
+        for (lines, source, files) in groups {
+            for fragment in lines.iter().filter(|f| pattern.contains(*f)) {
+                by_peer = true;
+                if !source.contains(fragment) {
+                    missing.push(format!("{pattern} ({files} does not assert {fragment:?})"));
                 }
             }
-            continue;
         }
-        if let Some(fragment) = FETCHER_LINES.iter().find(|f| pattern.contains(*f)) {
-            if !remote.contains(fragment) {
-                missing.push(format!(
-                    "{pattern} (t/remote/ does not assert {fragment:?})"
-                ));
-            }
+        if by_peer {
             continue;
         }
         let produced = log

@@ -14,6 +14,8 @@ mod dpop;
 mod examples;
 mod identity;
 mod inheritance;
+mod jwe;
+mod keyreq;
 mod limits;
 mod malformed;
 mod metrics;

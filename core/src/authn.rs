@@ -1,17 +1,21 @@
 //! One token in, one verdict out: size, parse, signature, then claims, in that order.
 #![forbid(unsafe_code)]
 
+use std::cell::OnceCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::cache::TokenCache;
+use crate::directive::TokenType;
+use crate::jwe::{self, DecryptKeys, Decrypted, JweError};
 
 use crate::jwt::alg::{Alg, AlgSet};
 use crate::jwt::claims::{self, ClaimRules, Registered, Spans, Text};
 use crate::jwt::error::VerifyError;
 use crate::jwt::json::LazyJson;
-use crate::jwt::token;
+use crate::jwt::token::{self, HEADER_LIMITS};
 use crate::jwt::verify::KeySet;
+use crate::revocation::{Facts, Probe};
 
 /// What a location demands of a token, besides a valid signature.
 #[derive(Debug, Clone, Copy)]
@@ -22,12 +26,42 @@ pub struct Policy<'a> {
     pub algorithms: AlgSet,
     /// `exp`/`nbf`/`iss`/`aud` rules.
     pub claims: ClaimRules<'a>,
+    /// `auth_jwt_type`, with the decryption keys of `encrypted` and `nested`.
+    pub expect: Expect<'a>,
+}
+
+/// The kind of token a location takes (`auth_jwt_type`).
+#[derive(Debug, Clone, Copy)]
+pub enum Expect<'a> {
+    Signed,
+    /// A JWE whose plaintext is the claims: no signature (the key is the authentication).
+    Encrypted(&'a Arc<DecryptKeys>),
+    /// A JWE whose plaintext is a JWS, verified with the location's key sources.
+    Nested(&'a Arc<DecryptKeys>),
+}
+
+impl Expect<'_> {
+    pub fn kind(&self) -> TokenType {
+        match self {
+            Expect::Signed => TokenType::Signed,
+            Expect::Encrypted(_) => TokenType::Encrypted,
+            Expect::Nested(_) => TokenType::Nested,
+        }
+    }
+
+    fn decryption_keys(&self) -> Option<&Arc<DecryptKeys>> {
+        match self {
+            Expect::Signed => None,
+            Expect::Encrypted(keys) | Expect::Nested(keys) => Some(keys),
+        }
+    }
 }
 
 /// A token whose signature and claims passed: what variables and identity headers read.
 #[derive(Debug)]
 pub struct Verified {
-    pub alg: Alg,
+    /// The JWS algorithm (of the inner token, when nested); none for an encrypted token.
+    pub alg: Option<Alg>,
     pub kid: Option<String>,
     /// The header's members (a map, built on first use).
     pub header: LazyJson,
@@ -35,10 +69,33 @@ pub struct Verified {
     pub claims: LazyJson,
     /// `exp` and `nbf` of `claims`, read once.
     pub times: claims::Times,
-    /// The decoded payload, for `$jwt_payload`.
+    /// The decoded payload (the claims).
     pub payload: String,
+    /// A nested token's inner JWS, which is `$jwt_payload` there (as in NGINX Plus).
+    pub nested_jws: Option<String>,
     /// Where `iss` and `aud` are in `payload`, for the checks of later cache hits.
     spans: Spans,
+    /// The revocation table's keys for this token, hashed on first use and kept with it.
+    probe: OnceCell<Probe>,
+}
+
+impl Verified {
+    /// What the revocation check looks up: `kid`, `jti`, `sub` (under `iss`) and `iat`, read
+    /// from the payload's text (no `serde_json` tree) and hashed once; a cached token's later
+    /// requests reuse it.
+    pub fn revocation_probe(&self) -> &Probe {
+        self.probe.get_or_init(|| {
+            let raw = self.spans.of(&self.payload);
+            let (jti, sub, iss) = (raw.string("jti"), raw.string("sub"), raw.string("iss"));
+            Probe::of(&Facts {
+                jti: jti.as_deref(),
+                sub: sub.as_deref(),
+                iss: iss.as_deref(),
+                iat: raw.iat(),
+                kid: self.kid.as_deref(),
+            })
+        })
+    }
 }
 
 /// A refused token, with what the log line may say about it.
@@ -69,16 +126,87 @@ pub struct KeySource {
 }
 
 /// Verifies `token` against `sources` under `policy` at time `now` (seconds since the
-/// epoch); returns what it verified and the key set that verified it.
+/// epoch); returns what it verified and the key set that verified the signature (none for
+/// an encrypted token). The size is checked before anything is decoded or decrypted.
 pub fn authenticate(
     token: &[u8],
     sources: &[KeySource],
     policy: &Policy<'_>,
     now: i64,
-) -> Result<(Verified, Arc<KeySet>), Denial> {
+) -> Result<(Verified, Option<Arc<KeySet>>), Denial> {
     if token.len() > policy.max_size {
         return Err(VerifyError::TooLarge.into());
     }
+    match policy.expect {
+        Expect::Signed => authenticate_jws(token, sources, policy, now).map(|(v, k)| (v, Some(k))),
+        Expect::Encrypted(keys) => {
+            let Decrypted {
+                kid,
+                header,
+                plaintext,
+                ..
+            } = open(token, keys)?;
+            let denial = |error| Denial {
+                error,
+                kid: kid.clone(),
+                alg: None,
+            };
+            let payload = token::Payload::from_bytes(plaintext).map_err(denial)?;
+            let times =
+                claims::check_times(&payload.registered(), &policy.claims, now).map_err(denial)?;
+            let token::Payload { claims, spans } = payload;
+            let verified = Verified {
+                alg: None,
+                kid,
+                header: LazyJson::new(header, HEADER_LIMITS),
+                times,
+                payload: claims.text().to_owned(),
+                nested_jws: None,
+                claims,
+                spans,
+                probe: OnceCell::new(),
+            };
+            Ok((verified, None))
+        }
+        Expect::Nested(keys) => {
+            let outer = open(token, keys)?;
+            if !outer.is_nested() {
+                return Err(Denial {
+                    error: VerifyError::Jwe("encrypted token is not nested (cty is not JWT)"),
+                    kid: outer.kid,
+                    alg: None,
+                });
+            }
+            let (mut verified, keys) = authenticate_jws(&outer.plaintext, sources, policy, now)?;
+            verified.nested_jws = String::from_utf8(outer.plaintext).ok();
+            Ok((verified, Some(keys)))
+        }
+    }
+}
+
+/// Decrypts a JWE; a signed token where an encrypted one is expected says so.
+fn open(token: &[u8], keys: &DecryptKeys) -> Result<Decrypted, Denial> {
+    jwe::decrypt(token, keys).map_err(|e| {
+        let dots = token.iter().filter(|&&b| b == b'.').count();
+        let error = match e {
+            JweError::Malformed(_) if dots == 2 => "token is signed, not encrypted",
+            e => e.as_str(),
+        };
+        Denial {
+            error: VerifyError::Jwe(error),
+            kid: jwe::peek_kid(token),
+            alg: None,
+        }
+    })
+}
+
+/// A compact JWS: parse, signature, then claims.
+fn authenticate_jws(
+    token: &[u8],
+    sources: &[KeySource],
+    policy: &Policy<'_>,
+    now: i64,
+) -> Result<(Verified, Arc<KeySet>), Denial> {
     let parsed = token::parse(token)?;
     let denial = |error| Denial {
         error,
@@ -107,13 +235,15 @@ pub fn authenticate(
     let times = claims::check_times(&payload.registered(), &policy.claims, now).map_err(denial)?;
     let token::Payload { claims, spans } = payload;
     let verified = Verified {
-        alg: parsed.alg,
+        alg: Some(parsed.alg),
         kid: parsed.kid,
         header: parsed.header,
         times,
         payload: claims.text().to_owned(),
+        nested_jws: None,
         claims,
         spans,
+        probe: OnceCell::new(),
     };
     Ok((verified, keys))
 }
@@ -151,7 +281,11 @@ pub const MAX_CACHED_TOKEN: usize = 8 * 1024;
 /// the key set that checked it. Claims are checked again on every hit (`exp` moves on).
 #[derive(Debug)]
 pub struct Cached {
-    keys: Arc<KeySet>,
+    kind: TokenType,
+    /// The key set that verified the signature (none for an encrypted token).
+    keys: Option<Arc<KeySet>>,
+    /// The decryption keys that opened it (encrypted and nested tokens).
+    decrypt: Option<Arc<DecryptKeys>>,
     verified: Rc<Verified>,
 }
 
@@ -179,7 +313,22 @@ pub fn authenticate_cached(
     if token.len() > policy.max_size {
         return (Err(VerifyError::TooLarge.into()), Lookup::Miss);
     }
-    let trusted = |c: &&Cached| sources.iter().any(|s| Arc::ptr_eq(&c.keys, &s.keys));
+    // A hit counts only where the same kind of token is taken, with the same decryption
+    // keys and a key source that verified it.
+    let kind = policy.expect.kind();
+    let decrypt = policy.expect.decryption_keys();
+    let trusted = |c: &&Cached| {
+        let opened = match (&c.decrypt, decrypt) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        let signed = match &c.keys {
+            None => kind == TokenType::Encrypted,
+            Some(k) => sources.iter().any(|s| Arc::ptr_eq(k, &s.keys)),
+        };
+        c.kind == kind && opened && signed
+    };
     if let Some(hit) = cache.get(token).filter(trusted) {
         let verified = Rc::clone(&hit.verified);
         let checked = recheck(&verified, policy, now).map(|()| verified);
@@ -190,7 +339,9 @@ pub fn authenticate_cached(
         let verified = Rc::new(verified);
         if token.len() <= MAX_CACHED_TOKEN {
             let entry = Cached {
+                kind,
                 keys,
+                decrypt: decrypt.cloned(),
                 verified: Rc::clone(&verified),
             };
             cache.insert(token, entry);
@@ -205,10 +356,10 @@ fn recheck(verified: &Verified, policy: &Policy<'_>, now: i64) -> Result<(), Den
     let denial = |error| Denial {
         error,
         kid: verified.kid.clone(),
-        alg: Some(verified.alg),
+        alg: verified.alg,
     };
-    if !policy.algorithms.contains(verified.alg) {
-        return Err(denial(VerifyError::AlgNotAllowed(verified.alg)));
+    if let Some(alg) = verified.alg.filter(|&a| !policy.algorithms.contains(a)) {
+        return Err(denial(VerifyError::AlgNotAllowed(alg)));
     }
     let registered = verified.spans.of(&verified.payload);
     claims::check_with(&registered, verified.times, &policy.claims, now).map_err(denial)
@@ -237,168 +388,5 @@ pub fn log_safe(text: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn log_safe_escapes_and_bounds() {
-        assert_eq!(log_safe("k1"), "k1");
-        assert_eq!(log_safe("a\r\nb"), "a??b");
-        assert_eq!(log_safe("a\"b\\"), "a\\\"b\\\\");
-        assert_eq!(log_safe("ü"), "?");
-        let long = "x".repeat(100);
-        assert_eq!(log_safe(&long), format!("{}...", "x".repeat(64)));
-    }
-
-    use crate::jwks;
-    use crate::jwt::vectors::{EXP, HS256_K, HS256_TOKEN};
-
-    fn rules() -> ClaimRules<'static> {
-        ClaimRules {
-            leeway: 0,
-            require_exp: true,
-            issuers: &[],
-            audiences: &[],
-        }
-    }
-
-    /// A forged token's payload is never parsed: with a garbage payload and a wrong signature
-    /// the refusal is the signature's. Bound to an issuer, the payload comes first.
-    #[test]
-    fn the_payload_waits_for_the_signature() {
-        let header = HS256_TOKEN.split('.').next().unwrap();
-        let forged = format!("{header}.bm90IGpzb24.c2lnbmF0dXJl"); // "not json", "signature"
-        let policy = Policy {
-            max_size: 16 * 1024,
-            algorithms: AlgSet::all(),
-            claims: rules(),
-        };
-        let unbound = hs256_keys();
-        let err = authenticate(forged.as_bytes(), &unbound, &policy, 0).unwrap_err();
-        assert_eq!(err.error, VerifyError::BadSignature);
-        let bound = vec![KeySource {
-            keys: Arc::clone(&unbound[0].keys),
-            issuer: Some("joe".into()),
-        }];
-        let err = authenticate(forged.as_bytes(), &bound, &policy, 0).unwrap_err();
-        assert_eq!(
-            err.error,
-            VerifyError::Malformed("payload is not valid json")
-        );
-        // Both read the vector's payload alike once the signature is right.
-        for sources in [&unbound, &bound] {
-            let err = authenticate(HS256_TOKEN.as_bytes(), sources, &policy, EXP + 1).unwrap_err();
-            assert_eq!(err.error, VerifyError::Expired { exp: EXP });
-        }
-    }
-
-    fn hs256_keys() -> Vec<KeySource> {
-        let jwks = format!(r#"{{"keys":[{{"kty":"oct","k":"{HS256_K}"}}]}}"#);
-        let keys = Arc::new(jwks::parse_jwks(jwks.as_bytes()).unwrap().keys);
-        vec![KeySource { keys, issuer: None }]
-    }
-
-    #[test]
-    fn cache_hits_recheck_claims_and_policy() {
-        let keys = hs256_keys();
-        let token = HS256_TOKEN.as_bytes();
-        let policy = Policy {
-            max_size: 16 * 1024,
-            algorithms: AlgSet::all(),
-            claims: rules(),
-        };
-        let mut cache = Cache::new(8);
-        let now = EXP - 10;
-
-        let (first, lookup) = authenticate_cached(token, &keys, &policy, now, &mut cache);
-        assert!(first.is_ok());
-        assert_eq!(lookup, Lookup::Miss);
-        let (second, lookup) = authenticate_cached(token, &keys, &policy, now, &mut cache);
-        assert_eq!(lookup, Lookup::Hit);
-        assert!(Rc::ptr_eq(&first.unwrap(), &second.unwrap()));
-
-        // The same token later: expired, although its signature is cached.
-        let (late, lookup) = authenticate_cached(token, &keys, &policy, EXP, &mut cache);
-        assert_eq!(lookup, Lookup::Hit);
-        assert!(matches!(
-            late.unwrap_err().error,
-            VerifyError::Expired { exp: EXP }
-        ));
-
-        // Another location that does not allow HS256.
-        let strict = Policy {
-            algorithms: [Alg::RS256].into_iter().collect(),
-            ..policy
-        };
-        let (refused, _) = authenticate_cached(token, &keys, &strict, now, &mut cache);
-        assert!(matches!(
-            refused.unwrap_err().error,
-            VerifyError::AlgNotAllowed(Alg::HS256)
-        ));
-
-        // Another key set (another location, or keys rotated): verified afresh, and refused.
-        let other = vec![KeySource {
-            keys: Arc::new(KeySet::new(Vec::new())),
-            issuer: None,
-        }];
-        let (fresh, lookup) = authenticate_cached(token, &other, &policy, now, &mut cache);
-        assert_eq!(lookup, Lookup::Miss);
-        assert!(fresh.is_err());
-    }
-
-    #[test]
-    fn sources_bound_to_an_issuer_only_verify_its_tokens() {
-        let token = HS256_TOKEN.as_bytes(); // "iss": "joe"
-        let policy = Policy {
-            max_size: 16 * 1024,
-            algorithms: AlgSet::all(),
-            claims: rules(),
-        };
-        let keys = hs256_keys().remove(0).keys;
-        let bound = |issuer| {
-            vec![KeySource {
-                keys: Arc::clone(&keys),
-                issuer: Some(Arc::from(issuer)),
-            }]
-        };
-        let now = EXP - 10;
-        assert!(authenticate(token, &bound("joe"), &policy, now).is_ok());
-        let denial = authenticate(token, &bound("https://idp.example"), &policy, now).unwrap_err();
-        assert_eq!(denial.error, VerifyError::IssuerMismatch);
-        // An empty source without the kid passes the token on to the next one.
-        let mut two = vec![KeySource {
-            keys: Arc::new(KeySet::default()),
-            issuer: None,
-        }];
-        two.extend(bound("joe"));
-        let (_, verified_by) = authenticate(token, &two, &policy, now).unwrap();
-        assert!(Arc::ptr_eq(&verified_by, &keys));
-    }
-
-    #[test]
-    fn refused_tokens_are_not_cached() {
-        let keys = hs256_keys();
-        let policy = Policy {
-            max_size: 16 * 1024,
-            algorithms: AlgSet::all(),
-            claims: rules(),
-        };
-        let mut cache = Cache::new(8);
-        let mut tampered = HS256_TOKEN.as_bytes().to_vec();
-        *tampered.last_mut().unwrap() ^= 1;
-        let (result, _) = authenticate_cached(&tampered, &keys, &policy, EXP - 10, &mut cache);
-        assert!(result.is_err());
-        assert!(cache.is_empty());
-    }
-
-    #[test]
-    fn oversized_token_is_refused_before_parsing() {
-        let policy = Policy {
-            max_size: 8,
-            algorithms: AlgSet::all(),
-            claims: rules(),
-        };
-        let denial = authenticate(b"aaaaaaaaa", &[], &policy, 0).unwrap_err();
-        assert!(matches!(denial.error, VerifyError::TooLarge));
-    }
-}
+#[path = "authn_tests.rs"]
+mod tests;

@@ -302,6 +302,27 @@ pub fn parse_fail_mode(arg: &str) -> Result<FailMode, ConfError> {
     }
 }
 
+/// `auth_jwt_type`: which kind of token a location expects (NGINX Plus's meaning).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenType {
+    /// A JWS (RFC 7515).
+    Signed,
+    /// A JWE (RFC 7516) whose plaintext is the claims.
+    Encrypted,
+    /// A JWE whose plaintext is a JWS (`cty` `JWT`, RFC 7519 §5.2): signed, then encrypted.
+    Nested,
+}
+
+/// Parses `auth_jwt_type signed | encrypted | nested`.
+pub fn parse_token_type(arg: &str) -> Result<TokenType, ConfError> {
+    match arg {
+        "signed" => Ok(TokenType::Signed),
+        "encrypted" => Ok(TokenType::Encrypted),
+        "nested" => Ok(TokenType::Nested),
+        _ => Err(ConfError::InvalidValue(arg.into())),
+    }
+}
+
 /// Parses `auth_jwt_scope <scope> ...` (RFC 6749 scope tokens) into the space-separated list.
 pub fn parse_scope(args: &[&str]) -> Result<String, ConfError> {
     let token = |s: &&str| {

@@ -233,3 +233,14 @@ fn paths() {
     assert!(parse_path(&[]).is_err());
     assert!(parse_path(&["a", ""]).is_err());
 }
+
+#[test]
+fn token_types() {
+    use super::{parse_token_type, TokenType};
+    assert_eq!(parse_token_type("signed"), Ok(TokenType::Signed));
+    assert_eq!(parse_token_type("encrypted"), Ok(TokenType::Encrypted));
+    assert_eq!(parse_token_type("nested"), Ok(TokenType::Nested));
+    for bad in ["jwe", "Signed", ""] {
+        assert!(parse_token_type(bad).is_err(), "{bad}");
+    }
+}

@@ -8,6 +8,7 @@ use openssl::rsa::Rsa;
 use openssl::x509::X509;
 use serde_json::{Map, Value};
 
+use crate::jwe::{self, DecryptKey, DecryptKeys};
 use crate::jwt::alg::Alg;
 use crate::jwt::json::{self, JsonError, Limits};
 use crate::jwt::key::{Curve, KeyError};
@@ -25,7 +26,13 @@ const JWKS_LIMITS: Limits = Limits {
 /// The usable keys of a source, and what was left out (for the log).
 #[derive(Debug, Default)]
 pub struct Parsed {
+    /// Verification keys.
     pub keys: KeySet,
+    /// The verification keys that are not also decryption keys (`use` `sig`, a JWS `alg`,
+    /// public keys): the inner signature of a nested token is checked with these only.
+    pub signing_only: KeySet,
+    /// Decryption keys (JWE): `oct` and RSA private keys with `use` `enc` or none.
+    pub decrypt: DecryptKeys,
     /// Well-formed keys this module does not use, each with its position and reason,
     /// e.g. `key 2 (kid "enc-1"): use is enc`.
     pub skipped: Vec<String>,
@@ -141,6 +148,8 @@ pub fn parse_jwks(bytes: &[u8]) -> Result<Parsed, JwksError> {
     }
     let mut parsed = Parsed::default();
     let mut keys = Vec::with_capacity(entries.len());
+    let mut signing_only = Vec::with_capacity(entries.len());
+    let mut decrypt: Vec<DecryptKey> = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
         let index = i + 1;
         let fail = |kid: Option<&String>, problem| JwksError::Key {
@@ -162,16 +171,26 @@ pub fn parse_jwks(bytes: &[u8]) -> Result<Parsed, JwksError> {
             }
             Some(_) => return Err(fail(None, Problem::WrongType("kid", "a string"))),
         };
+        let dec = jwe::keys::from_jwk(jwk, kid).map_err(|e| fail(kid, Problem::Invalid(e)))?;
         match parse_jwk(jwk, kid) {
-            Ok(Ok(key)) => keys.push(key),
+            Ok(Ok(key)) => {
+                if dec.is_none() {
+                    signing_only.push(key.clone());
+                }
+                keys.push(key);
+            }
+            Ok(Err(_)) | Err(_) if dec.is_some() => {}
             Ok(Err(reason)) => parsed.skipped.push(match kid {
                 Some(kid) => format!("key {index} (kid {kid:?}): {reason}"),
                 None => format!("key {index}: {reason}"),
             }),
             Err(problem) => return Err(fail(kid, problem)),
         }
+        decrypt.extend(dec);
     }
     parsed.keys = KeySet::new(keys);
+    parsed.signing_only = KeySet::new(signing_only);
+    parsed.decrypt = DecryptKeys::new(decrypt);
     Ok(parsed)
 }
 
@@ -309,6 +328,7 @@ pub fn parse_pem(bytes: &[u8]) -> Result<Parsed, JwksError> {
     if block == 0 {
         return Err(JwksError::NoPemBlocks);
     }
+    parsed.signing_only = KeySet::new(keys.clone());
     parsed.keys = KeySet::new(keys);
     Ok(parsed)
 }

@@ -267,6 +267,7 @@ proptest! {
             max_size: 16 * 1024,
             algorithms: AlgSet::all(),
             claims: rules(0),
+            expect: crate::authn::Expect::Signed,
         };
         let now = EXP - 10;
         let mut cache = Cache::new(16);

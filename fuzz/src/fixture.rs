@@ -14,7 +14,7 @@ use openssl::rsa::Padding;
 use openssl::sign::{RsaPssSaltlen, Signer};
 use serde_json::{json, Value};
 
-use auth_jwt_core::authn::{KeySource, Policy};
+use auth_jwt_core::authn::{Expect, KeySource, Policy};
 use auth_jwt_core::identity::{self, IdentityError, MAX_HEADER_VALUE};
 use auth_jwt_core::jwks;
 use auth_jwt_core::jwt::alg::{Alg, AlgSet};
@@ -72,6 +72,7 @@ pub fn policy() -> Policy<'static> {
         max_size: 16 * 1024,
         algorithms: AlgSet::all(),
         claims: rules(),
+        expect: Expect::Signed,
     }
 }
 

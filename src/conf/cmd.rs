@@ -10,8 +10,8 @@ use crate::error::Error;
 use crate::variables::{PathVar, Source};
 use auth_jwt_core::directive::{
     parse_algorithms, parse_auth_jwt, parse_cache, parse_fail_mode, parse_header_name, parse_path,
-    parse_require, parse_resource_metadata, parse_scope, parse_variable_name, token_in_query,
-    AuthJwtArgs,
+    parse_require, parse_resource_metadata, parse_scope, parse_token_type, parse_variable_name,
+    token_in_query, AuthJwtArgs,
 };
 use auth_jwt_core::jwks;
 use auth_jwt_core::metrics::FileReport;
@@ -63,14 +63,46 @@ directive! {
                 algorithms: parsed.keys.algorithms().iter().map(|a| a.name()).collect(),
             });
         }
+        // Each unique while this level is parsed: merge has not shared it yet.
         match &mut lcf.keys {
             None => lcf.keys = Some(Arc::new(parsed.keys)),
-            // Unique while this level is parsed: merge has not shared it yet.
             Some(keys) => Arc::get_mut(keys)
                 .ok_or("key set already shared")?
                 .extend(parsed.keys),
         }
+        match &mut lcf.signing_only {
+            None => lcf.signing_only = Some(Arc::new(parsed.signing_only)),
+            Some(keys) => Arc::get_mut(keys)
+                .ok_or("key set already shared")?
+                .extend(parsed.signing_only),
+        }
+        match &mut lcf.decrypt {
+            None => lcf.decrypt = Some(Arc::new(parsed.decrypt)),
+            Some(keys) => Arc::get_mut(keys)
+                .ok_or("key set already shared")?
+                .extend(parsed.decrypt),
+        }
         Ok(())
+    }
+}
+
+directive! {
+    /// `auth_jwt_key_request <uri>`, repeatable: keys from a subrequest (variables allowed).
+    KeyRequest(cf, lcf: JwtLocConf, args) {
+        let uri = args[0];
+        if !uri.starts_with('/') && !uri.contains('$') {
+            return Err(Error::Refused(format!("invalid value \"{uri}\": a key request URI starts with \"/\"")));
+        }
+        let cv = cf.complex_value(uri, "key request URI")?;
+        lcf.key_requests.get_or_insert_with(Vec::new).push(cv);
+        Ok(())
+    }
+}
+
+directive! {
+    /// `auth_jwt_type signed | encrypted | nested`.
+    TokenTypeSet(_, lcf: JwtLocConf, args) {
+        set_once(&mut lcf.token_type, || parse_token_type(args[0]))
     }
 }
 
@@ -85,7 +117,7 @@ fn read_key_file(path: &str) -> Result<jwks::Parsed, String> {
         return Err("file is larger than 1 MiB".into());
     }
     let parsed = jwks::parse_key_file(&bytes).map_err(|e| e.to_string())?;
-    if parsed.keys.is_empty() {
+    if parsed.keys.is_empty() && parsed.decrypt.is_empty() {
         return Err("no usable keys".into());
     }
     Ok(parsed)

@@ -11,8 +11,9 @@ use crate::revocation::RevocationConf;
 use crate::variables::PathVar;
 use crate::zone::ZoneRef;
 use auth_jwt_core::authn::KeySource;
-use auth_jwt_core::directive::{FailMode, RequireError};
+use auth_jwt_core::directive::{FailMode, RequireError, TokenType};
 use auth_jwt_core::dpop::DpopRules;
+use auth_jwt_core::jwe::DecryptKeys;
 use auth_jwt_core::jwt::alg::AlgSet;
 use auth_jwt_core::jwt::verify::KeySet;
 use auth_jwt_core::metrics::FileReport;
@@ -101,6 +102,17 @@ pub struct IdentityHeader {
 pub struct JwtLocConf {
     pub mode: Option<Mode>,
     pub keys: Option<Arc<KeySet>>,
+    /// The verification keys of `keys` that are not also decryption keys: a nested token's
+    /// inner signature is checked with these only.
+    pub signing_only: Option<Arc<KeySet>>,
+    /// Decryption keys of the key files (`auth_jwt_type encrypted` and `nested`).
+    pub decrypt: Option<Arc<DecryptKeys>>,
+    /// `auth_jwt_type`.
+    pub token_type: Option<TokenType>,
+    /// `auth_jwt_key_request` URIs (subrequests).
+    pub key_requests: Option<Vec<ComplexValue>>,
+    /// `auth_jwt_key_cache`, seconds.
+    pub key_cache: time_t,
     /// `keys` as the request path takes them, made once at merge.
     pub file_sources: Vec<KeySource>,
     pub leeway: time_t,
@@ -141,6 +153,11 @@ impl Default for JwtLocConf {
         Self {
             mode: None,
             keys: None,
+            signing_only: None,
+            decrypt: None,
+            token_type: None,
+            key_requests: None,
+            key_cache: NGX_CONF_UNSET as time_t,
             file_sources: Vec::new(),
             leeway: NGX_CONF_UNSET as time_t,
             require_exp: NGX_CONF_UNSET as ngx_flag_t,
@@ -172,6 +189,10 @@ impl JwtLocConf {
         }
         inherit(&mut self.mode, &prev.mode);
         inherit(&mut self.keys, &prev.keys);
+        inherit(&mut self.signing_only, &prev.signing_only);
+        inherit(&mut self.decrypt, &prev.decrypt);
+        inherit(&mut self.token_type, &prev.token_type);
+        inherit(&mut self.key_requests, &prev.key_requests);
         inherit(&mut self.issuers, &prev.issuers);
         inherit(&mut self.audiences, &prev.audiences);
         inherit(&mut self.algorithms, &prev.algorithms);
@@ -194,6 +215,13 @@ impl JwtLocConf {
             }
         }
         let unset = |v: i64| v == NGX_CONF_UNSET as i64;
+        if unset(self.key_cache) {
+            self.key_cache = if unset(prev.key_cache) {
+                0
+            } else {
+                prev.key_cache
+            };
+        }
         if unset(self.leeway) {
             self.leeway = if unset(prev.leeway) { 0 } else { prev.leeway };
         }
@@ -210,22 +238,43 @@ impl JwtLocConf {
                 size => size,
             };
         }
-        self.file_sources = self
-            .keys
+        let token_type = self.token_type();
+        // A nested token's signature is never checked with a key that also decrypts.
+        let files = match token_type {
+            TokenType::Nested => &self.signing_only,
+            _ => &self.keys,
+        };
+        self.file_sources = files
             .iter()
             .map(|keys| KeySource {
                 keys: Arc::clone(keys),
                 issuer: None,
             })
             .collect();
-        let no_files = self.keys.as_ref().is_none_or(|k| k.is_empty());
-        let no_remote = self.remote.as_ref().is_none_or(Vec::is_empty);
-        match &self.mode {
-            Some(Mode::On { declared_at, .. }) if no_files && no_remote => Err(format!(
-                "\"auth_jwt\" in {declared_at} has no keys: add \"auth_jwt_key_file\", \"auth_jwt_key_uri\" or \"auth_jwt_discovery\" at its level or above"
-            )),
-            _ => Ok(()),
+        let no_files = files.as_ref().is_none_or(|k| k.is_empty());
+        let no_remote = self.remote.as_ref().is_none_or(Vec::is_empty)
+            && self.key_requests.as_ref().is_none_or(Vec::is_empty);
+        let no_decrypt = self.decrypt.as_ref().is_none_or(|k| k.is_empty());
+        let Some(Mode::On { declared_at, .. }) = &self.mode else {
+            return Ok(());
+        };
+        let signing = no_files && no_remote && token_type != TokenType::Encrypted;
+        if signing {
+            return Err(format!(
+                "\"auth_jwt\" in {declared_at} has no keys: add \"auth_jwt_key_file\", \"auth_jwt_key_uri\", \"auth_jwt_key_request\" or \"auth_jwt_discovery\" at its level or above"
+            ));
         }
+        if no_decrypt && token_type != TokenType::Signed {
+            return Err(format!(
+                "\"auth_jwt\" in {declared_at} has no decryption keys for \"auth_jwt_type\": add an \"auth_jwt_key_file\" with \"oct\" or private RSA keys (\"use\": \"enc\") at its level or above"
+            ));
+        }
+        Ok(())
+    }
+
+    /// `auth_jwt_type`, `signed` by default.
+    pub fn token_type(&self) -> TokenType {
+        self.token_type.unwrap_or(TokenType::Signed)
     }
 
     /// The algorithms a token may use here.

@@ -68,7 +68,7 @@ fn refusal(verified: &Rc<Verified>, error: MtlsError) -> Outcome {
         detail: None,
         challenge: Kind::InvalidToken,
         kid: verified.kid.clone(),
-        alg: Some(verified.alg),
+        alg: verified.alg,
         token: None,
     })
 }
@@ -160,7 +160,7 @@ pub(super) fn dpop_refusal(
                 detail: None,
                 challenge,
                 kid: verified.kid.clone(),
-                alg: Some(verified.alg),
+                alg: verified.alg,
                 token: None,
             }))
         }

@@ -10,9 +10,7 @@ use ngx::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use auth_jwt_core::authn::Verified;
 use auth_jwt_core::revocation::redis_url::{OnStale, RedisArgs};
 use auth_jwt_core::revocation::report::RevocationReport;
-use auth_jwt_core::revocation::{
-    self as core_rev, Facts, Insert, Kind, Revocation, Revoked, Table,
-};
+use auth_jwt_core::revocation::{self as core_rev, Insert, Kind, Revocation, Revoked, Table};
 
 mod redis;
 pub mod sync;
@@ -137,7 +135,9 @@ impl RevocationZone {
         if !self.words.load(Ordering::Acquire).is_null() {
             return true;
         }
-        let slots = Table::slots_for_bytes(zone_size / ZONE_SHARE);
+        // The share of the zone holds the slots; the header's cache line comes on top, so
+        // that the share is not one line short of its power of two (half the slots).
+        let slots = Table::slots_for_bytes(zone_size / ZONE_SHARE + core_rev::table::HEADER * 8);
         let words = Table::words_for(slots);
         let p = alloc(words * 8).cast::<AtomicU64>();
         if p.is_null() || slots == 0 {
@@ -281,8 +281,7 @@ pub fn check(
     if !conf.enabled() {
         return None;
     }
-    let facts = Facts::of(token.kid.as_deref(), &token.claims);
-    core_rev::check(&zone.table(), &facts, now)
+    core_rev::check_probe(&zone.table(), token.revocation_probe(), now)
 }
 
 /// Whether `on_stale=503` applies now: Redis not read for longer than `max_stale`.

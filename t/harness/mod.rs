@@ -12,6 +12,7 @@
 //! - `keys`: RSA, EC, Ed25519 and HMAC keys made once per process, as JWKS and PEM files.
 //! - `mint`: token minting (RustCrypto, not the OpenSSL verifier) including malformed tokens.
 //! - `certs`: a test CA, server and client certificates (OpenSSL).
+//! - `unprivileged`: `user nobody` workers, and files only the master (root) may read.
 //! - `expect`: what accepted and refused requests must look like, and their log lines.
 
 pub mod certs;
@@ -28,6 +29,7 @@ pub mod prefix;
 pub mod prometheus;
 pub mod redis;
 pub mod text;
+pub mod unprivileged;
 
 pub use expect::Failures;
 pub use http::{Request, Response};

@@ -117,3 +117,86 @@ fn prometheus_scrapes_the_metrics_location() {
     prom.stop();
     nginx.finish();
 }
+
+const DASHBOARD: &str = include_str!("../../grafana/auth-jwt.json");
+
+/// Every query of the Grafana dashboard parses (promtool checks it as a recording rule) and
+/// names only metrics that NGINX exposes: with remote keys, and with Redis revocations.
+#[test]
+fn the_grafana_dashboard_queries_parse_and_name_real_metrics() {
+    let promtool = prometheus_tool("promtool");
+    let Some(redis) = crate::harness::redis::Redis::start() else {
+        return;
+    };
+    let dash: serde_json::Value = serde_json::from_str(DASHBOARD).expect("dashboard JSON");
+    let exprs: Vec<String> = dash["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .map(|t| t["expr"].as_str().expect("expr").replace("$instance", ".*"))
+        .collect();
+    assert!(exprs.len() >= 10, "{exprs:?}");
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (n, e) in exprs.iter().enumerate() {
+        rules.push_str(&format!(
+            "      - record: dashboard:q{n}\n        expr: {}\n",
+            serde_json::to_string(e).expect("quoted")
+        ));
+    }
+    let file = std::env::temp_dir().join(format!("auth-jwt-dashboard.{}.yml", std::process::id()));
+    std::fs::write(&file, rules).expect("rules file");
+    let out = Command::new(&promtool)
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .expect("promtool");
+    let _ = std::fs::remove_file(&file);
+    assert!(
+        out.status.success(),
+        "promtool check rules: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // What NGINX exposes: remote keys (the shared sources), and Redis revocations.
+    let src = Sources::start();
+    let remote = src.nginx(1);
+    send(&remote, &Mix::STANDARD);
+    let mut exposed = scrape(&remote).text;
+    remote.finish();
+    let conf = format!(
+        r#"
+    auth_jwt_revocation_redis redis://127.0.0.1:{} timeout=1s;
+    server {{
+        listen 127.0.0.1:{{{{port}}}};
+        auth_jwt_key_file {{{{keys}}}}/jwks.json;
+        location = /metrics {{ auth_jwt_metrics; }}
+    }}
+"#,
+        redis.port
+    );
+    let revoking = Nginx::http(&conf).start();
+    exposed.push_str(&revoking.get("/metrics").send().text());
+    revoking.finish();
+    let names: std::collections::BTreeSet<&str> = exposed
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    for e in &exprs {
+        for word in e.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+            let Some(name) = word.strip_prefix("nginx_auth_jwt_").map(|_| word) else {
+                continue;
+            };
+            let family = ["_bucket", "_count", "_sum"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(name);
+            assert!(
+                names.contains(family),
+                "the dashboard queries {name}, which NGINX does not expose: {e}\n{names:?}"
+            );
+        }
+    }
+}

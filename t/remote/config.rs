@@ -1,6 +1,7 @@
 //! Tests for auth_jwt: remote key directives at load (nginx -t) and files read by the master.
 
 use super::*;
+use crate::harness::unprivileged::{can_drop_privileges, group_of, uid_of, RootOnlyDir};
 
 #[test]
 fn remote_key_config_errors_name_file_and_line() {
@@ -153,42 +154,9 @@ fn remote_key_config_errors_name_file_and_line() {
     assert_eq!(idp.jwks_count(), 0, "nginx -t fetched the keys");
 }
 
-/// A directory only root may enter, removed on drop.
-struct RootOnlyDir(std::path::PathBuf);
-
-impl RootOnlyDir {
-    fn new(name: &str) -> Self {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = std::env::temp_dir().join(format!("{name}.{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("create dir");
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700)).expect("chmod 0700");
-        Self(dir)
-    }
-}
-
-impl Drop for RootOnlyDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The primary group of `user`, by name (`user nobody;` alone would ask for a group named
-/// `nobody`, which Debian does not have).
-fn group_of(user: &str) -> String {
-    let out = std::process::Command::new("id")
-        .args(["-gn", user])
-        .output()
-        .expect("run id -gn");
-    assert!(out.status.success(), "id -gn {user}: {out:?}");
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
 #[test]
 fn a_trusted_certificate_only_the_master_can_read_still_serves_the_workers() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: the master must run as root to drop to `user nobody`");
+    if !can_drop_privileges() {
         return;
     }
     let idp = Idp::start();
@@ -222,16 +190,7 @@ http {{
     );
     let nginx = Nginx::main(&template).start();
     let workers = nginx.worker_pids();
-    let uid = fs::read_to_string(format!("/proc/{}/status", workers[0]))
-        .expect("worker status")
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:").map(str::to_owned))
-        .expect("Uid line");
-    assert_ne!(
-        uid.split_whitespace().next(),
-        Some("0"),
-        "the worker runs as root"
-    );
+    assert_ne!(uid_of(workers[0]), "0", "the worker runs as root");
     wait_accepted(&nginx, &token1(), KEYS_WAIT);
     assert_eq!(idp.jwks_count(), 1, "{:?}", idp.hits(JWKS_PATH));
     nginx.finish();

@@ -89,6 +89,10 @@ pub struct Spans {
     nbf: Option<Span>,
     iss: Option<Span>,
     aud: Option<Span>,
+    /// Read by the revocation check, not by the rules.
+    jti: Option<Span>,
+    sub: Option<Span>,
+    iat: Option<Span>,
 }
 
 impl Spans {
@@ -99,6 +103,9 @@ impl Spans {
             b"nbf" => &mut self.nbf,
             b"iss" => &mut self.iss,
             b"aud" => &mut self.aud,
+            b"jti" => &mut self.jti,
+            b"sub" => &mut self.sub,
+            b"iat" => &mut self.iat,
             _ => return,
         };
         *slot = Some(value);
@@ -118,6 +125,31 @@ impl Spans {
 pub struct RawClaims<'a> {
     text: &'a str,
     spans: &'a Spans,
+}
+
+impl<'a> RawClaims<'a> {
+    /// `jti`, `sub` or `iss` when it is a string (unescaped); `None` otherwise.
+    pub fn string(&self, name: &str) -> Option<Cow<'a, str>> {
+        let span = match name {
+            "jti" => self.spans.jti,
+            "sub" => self.spans.sub,
+            "iss" => self.spans.iss,
+            _ => None,
+        }?;
+        span.string(self.text)
+    }
+
+    /// `iat` in whole seconds (a fraction rounded down) when it is a finite number.
+    pub fn iat(&self) -> Option<i64> {
+        let span = self.spans.iat.filter(|s| s.kind == Kind::Number)?;
+        let text = span.text(self.text);
+        text.parse::<i64>().ok().or_else(|| {
+            text.parse::<f64>()
+                .ok()
+                .filter(|f| f.is_finite())
+                .map(|f| f.floor() as i64)
+        })
+    }
 }
 
 impl Registered for RawClaims<'_> {

@@ -62,6 +62,8 @@ pub enum VerifyError {
     Malformed(&'static str),
     /// Five segments: a JWE.
     Encrypted,
+    /// A JWE refused (`auth_jwt_type encrypted` or `nested`); the text says why.
+    Jwe(&'static str),
     /// Longer than the configured maximum.
     TooLarge,
     /// `alg` is `none` in any letter case.
@@ -120,6 +122,7 @@ impl fmt::Display for VerifyError {
         match self {
             VerifyError::Malformed(what) => write!(f, "malformed token: {what}"),
             VerifyError::Encrypted => f.write_str("encrypted tokens are not supported"),
+            VerifyError::Jwe(what) => f.write_str(what),
             VerifyError::TooLarge => f.write_str("token too large"),
             VerifyError::AlgNone => f.write_str("algorithm none is not allowed"),
             VerifyError::UnsupportedAlg => f.write_str("unsupported algorithm"),
@@ -156,6 +159,10 @@ mod tests {
                 "malformed token: expected 3 segments",
             ),
             (VerifyError::Encrypted, "encrypted tokens are not supported"),
+            (
+                VerifyError::Jwe("jwe decryption failed"),
+                "jwe decryption failed",
+            ),
             (VerifyError::TooLarge, "token too large"),
             (VerifyError::AlgNone, "algorithm none is not allowed"),
             (VerifyError::UnsupportedAlg, "unsupported algorithm"),

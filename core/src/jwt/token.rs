@@ -78,6 +78,13 @@ impl Token<'_> {
     pub fn payload(&self) -> Result<Payload, VerifyError> {
         let bytes =
             decode(self.payload).ok_or(VerifyError::Malformed("bad base64url in payload"))?;
+        Payload::from_bytes(bytes)
+    }
+}
+
+impl Payload {
+    /// Scans decoded claims (a JWS payload, a JWE plaintext): UTF-8, a strict JSON object.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<Payload, VerifyError> {
         let json =
             String::from_utf8(bytes).map_err(|_| VerifyError::Malformed("payload is not utf-8"))?;
         let mut spans = Spans::default();

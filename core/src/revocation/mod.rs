@@ -315,29 +315,59 @@ impl fmt::Display for Revoked {
     }
 }
 
+/// A token's table keys, hashed once from its [`Facts`]: a cached token keeps its probe, so
+/// that each later request costs only the table lookups.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Probe {
+    kid: Option<u64>,
+    jti: Option<u64>,
+    /// `sub` under the token's `iss`, and under any issuer.
+    sub_scoped: Option<u64>,
+    sub: Option<u64>,
+    iat: Option<i64>,
+}
+
+impl Probe {
+    pub fn of(facts: &Facts<'_>) -> Self {
+        Self {
+            kid: facts.kid.map(|kid| key(Kind::Kid, "", kid)),
+            jti: facts.jti.map(|jti| key(Kind::Jti, "", jti)),
+            sub_scoped: facts
+                .sub
+                .zip(facts.iss)
+                .map(|(sub, iss)| key(Kind::Sub, iss, sub)),
+            sub: facts.sub.map(|sub| key(Kind::Sub, "", sub)),
+            iat: facts.iat,
+        }
+    }
+}
+
 /// Checks a token against the table at `now`: its `kid`, its `jti`, and its `sub` under its
 /// `iss` and under any issuer. No allocation, no lock.
 pub fn check(table: &Table<'_>, facts: &Facts<'_>, now: i64) -> Option<Revoked> {
+    check_probe(table, &Probe::of(facts), now)
+}
+
+/// [`check`] with the keys hashed already.
+pub fn check_probe(table: &Table<'_>, probe: &Probe, now: i64) -> Option<Revoked> {
     if table.is_empty() {
         return None;
     }
-    let hit = |kind, scope, value| table.get(key(kind, scope, value), now);
-    if let Some(kid) = facts.kid {
-        if hit(Kind::Kid, "", kid).is_some() {
-            return Some(Revoked { kind: Kind::Kid });
-        }
+    // A kind the table holds none of costs no probe (its count shares the header's line).
+    let hit = |kind, key: Option<u64>| {
+        key.filter(|_| table.count(kind) > 0)
+            .and_then(|k| table.get(k, now))
+    };
+    if hit(Kind::Kid, probe.kid).is_some() {
+        return Some(Revoked { kind: Kind::Kid });
     }
-    if let Some(jti) = facts.jti {
-        if hit(Kind::Jti, "", jti).is_some() {
-            return Some(Revoked { kind: Kind::Jti });
-        }
+    if hit(Kind::Jti, probe.jti).is_some() {
+        return Some(Revoked { kind: Kind::Jti });
     }
-    if let Some(sub) = facts.sub {
-        let scoped = facts.iss.and_then(|iss| hit(Kind::Sub, iss, sub));
-        for e in scoped.into_iter().chain(hit(Kind::Sub, "", sub)) {
-            if facts.iat.is_none_or(|iat| iat < i64::from(e.before)) {
-                return Some(Revoked { kind: Kind::Sub });
-            }
+    let sub = |key| hit(Kind::Sub, key);
+    for e in sub(probe.sub_scoped).into_iter().chain(sub(probe.sub)) {
+        if probe.iat.is_none_or(|iat| iat < i64::from(e.before)) {
+            return Some(Revoked { kind: Kind::Sub });
         }
     }
     None

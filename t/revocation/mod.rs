@@ -9,6 +9,9 @@ use crate::harness::mint::now;
 use crate::harness::redis::Redis;
 use crate::harness::{Jwt, Nginx};
 
+mod secure;
+mod table;
+
 const CONF: &str = r#"
     auth_jwt_revocation_file {{prefix}}/revoked.json;
     server {
