@@ -31,6 +31,11 @@ const CONF: &str = r#"
             auth_jwt_dpop optional origin=https://api.example algorithms=ES256,EdDSA;
             proxy_pass {{upstream}};
         }
+        location /nonce/ {
+            auth_jwt "api";
+            auth_jwt_dpop required nonce=on;
+            proxy_pass {{upstream}};
+        }
         location /metrics {
             auth_jwt_metrics;
         }
@@ -239,6 +244,46 @@ fn a_right_proof_passes_and_each_check_fails_alone() {
     }
     let log = nginx.error_log();
     assert!(!log.contains(&p[0]), "a proof was logged");
+    nginx.finish();
+}
+
+#[test]
+fn a_server_nonce_is_asked_for_then_accepted() {
+    let nginx = Nginx::http(CONF).workers(2).start();
+    let (k1, jkt1) = key(nginx.prefix(), "k1");
+    let token = bound(&jkt1);
+    let spec = |jti: &str, nonce: Option<&str>| {
+        let mut s = json!({"key": k1, "htm": "GET", "htu": "http://localhost/nonce/x",
+            "iat": now(), "jti": jti, "token": token});
+        if let Some(n) = nonce {
+            s["claims"] = json!({ "nonce": n });
+        }
+        s
+    };
+    let first = proofs(&[
+        spec("no-nonce", None),
+        spec("wrong", Some("AAAAAAAAAAAAAAAAAAAAAA")),
+    ]);
+    let mut f = Failures::new();
+    let resp = dpop(&nginx, "/nonce/x", &token, &[&first[0]]);
+    let why = "DPoP proof lacks the server's current nonce";
+    f.check("no nonce", refused(&resp, "use_dpop_nonce", why));
+    let nonce = resp.header("DPoP-Nonce").unwrap_or_default().to_owned();
+    if nonce.len() != 22 {
+        f.check::<()>("DPoP-Nonce", Err(format!("{nonce:?}")));
+    }
+    let resp = dpop(&nginx, "/nonce/x", &token, &[&first[1]]);
+    f.check("wrong nonce", refused(&resp, "use_dpop_nonce", why));
+    // Either worker accepts the nonce either worker gave.
+    let again = proofs(&[spec("with-1", Some(&nonce)), spec("with-2", Some(&nonce))]);
+    for (i, p) in again.iter().enumerate() {
+        let resp = dpop(&nginx, "/nonce/x", &token, &[p]);
+        f.check(
+            &format!("with nonce {i}"),
+            crate::harness::expect::upstream(&resp),
+        );
+    }
+    f.assert();
     nginx.finish();
 }
 

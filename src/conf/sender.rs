@@ -27,8 +27,17 @@ directive! {
 }
 
 directive! {
-    /// `auth_jwt_dpop required | optional | off [window=] [algorithms=] [origin=]`.
+    /// `auth_jwt_dpop required | optional | off [window=] [algorithms=] [origin=] [nonce=]`.
     Dpop(_, lcf: JwtLocConf, args) {
-        set_once(&mut lcf.dpop, || parse_dpop(args))
+        set_once(&mut lcf.dpop, || {
+            let mut rules = parse_dpop(args)?;
+            // `nonce=on`: one secret per location, drawn in the master, so every worker
+            // makes and accepts the same nonces.
+            if let Some(secret) = rules.nonce_secret.as_mut() {
+                openssl::rand::rand_bytes(secret)
+                    .map_err(|_| Error::Refused("cannot draw the DPoP nonce secret".into()))?;
+            }
+            Ok::<_, Error>(rules)
+        })
     }
 }

@@ -22,7 +22,7 @@ use crate::log::{log_info, log_warn};
 use crate::HttpAuthJwtModule;
 use auth_jwt_core::authn::{log_safe, Denial, Verified};
 use auth_jwt_core::challenge::{dpop_challenge, www_authenticate, Attributes, Challenge};
-use auth_jwt_core::dpop::DpopRules;
+use auth_jwt_core::dpop::{server_nonce, DpopRules};
 use auth_jwt_core::identity;
 use auth_jwt_core::jwt::alg::Alg;
 use auth_jwt_core::jwt::error::Status;
@@ -233,6 +233,18 @@ fn refuse(
         None => &reason,
     };
     log_denial(request, status, logged, kid.as_deref(), alg);
+    if let (
+        Kind::Dpop {
+            error: "use_dpop_nonce",
+        },
+        Some(rules),
+    ) = (challenge, &lcf.dpop)
+    {
+        if let Some(secret) = &rules.nonce_secret {
+            let nonce = server_nonce(secret, crate::time::now(), rules.window, 0);
+            headers::set_out(request.as_mut(), "DPoP-Nonce", &nonce).or_no_memory()?;
+        }
+    }
     let (value, code) = match challenge {
         Kind::Dpop { error } => (dpop_value(lcf, error, &reason), NGX_HTTP_UNAUTHORIZED),
         Kind::Missing => bearer_value(

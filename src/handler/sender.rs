@@ -3,6 +3,7 @@
 //! their replay table in the shared zone.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use ngx::core::NgxStr;
@@ -13,6 +14,7 @@ use super::{zone_of, Scheme};
 use crate::conf::JwtLocConf;
 use crate::zone::ZoneData;
 use auth_jwt_core::authn::Verified;
+use auth_jwt_core::dpop::jwk::KeyCache;
 use auth_jwt_core::dpop::replay::{self, Seen};
 use auth_jwt_core::dpop::{self, DpopError, DpopPolicy, DpopRules, ProofTarget};
 use auth_jwt_core::jwt::error::Status;
@@ -141,6 +143,9 @@ pub(super) fn dpop_refusal(
         Err(e) => {
             counters.inspect(|c| c.sender("dpop", e.label()));
             let challenge = match (scheme, e.is_proof_error()) {
+                (Scheme::Dpop, _) if e == DpopError::UseNonce => Kind::Dpop {
+                    error: "use_dpop_nonce",
+                },
                 (Scheme::Dpop, true) => Kind::Dpop {
                     error: "invalid_dpop_proof",
                 },
@@ -160,6 +165,11 @@ pub(super) fn dpop_refusal(
             }))
         }
     }
+}
+
+thread_local! {
+    /// This worker's keys of earlier DPoP proofs, by thumbprint.
+    static PROOF_KEYS: RefCell<KeyCache> = RefCell::new(KeyCache::default());
 }
 
 /// `Ok(true)`: a bound token with its proof; `Ok(false)`: an unbound token the policy lets
@@ -201,7 +211,8 @@ fn dpop_check(
         token,
         now,
     };
-    let proof = dpop::check_proof(proof, &target, jkt, rules)?;
+    let proof = PROOF_KEYS
+        .with_borrow_mut(|cache| dpop::check_proof_cached(proof, &target, jkt, rules, cache))?;
     let (expires, now) = (
         u32::try_from(proof.expires).unwrap_or(u32::MAX),
         u32::try_from(now).unwrap_or(0),

@@ -5,6 +5,8 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::DpopError;
 use crate::jwks;
@@ -23,8 +25,36 @@ fn required(kty: &str) -> Option<&'static [&'static str]> {
     }
 }
 
-/// The public key of a proof header's `jwk`, and its RFC 7638 SHA-256 thumbprint.
-pub fn public_key(jwk: &Value) -> Result<(KeySet, String), DpopError> {
+/// Keys of earlier proofs by thumbprint: a client signs every proof with the same key, and
+/// making an OpenSSL key from a JWK (the point check is a scalar multiplication) costs more
+/// than the signature check. Bounded: emptied when full.
+#[derive(Default)]
+pub struct KeyCache {
+    keys: HashMap<String, Arc<KeySet>>,
+}
+
+/// Keys a worker's [`KeyCache`] holds before it starts over.
+const KEY_CACHE_ENTRIES: usize = 1024;
+
+impl KeyCache {
+    /// The key set of `jwk`, whose RFC 7638 thumbprint is `thumbprint` (which covers every
+    /// member that makes the key, so equal thumbprints mean the same public key).
+    pub fn get(&mut self, jwk: &Value, thumbprint: &str) -> Result<Arc<KeySet>, DpopError> {
+        if let Some(keys) = self.keys.get(thumbprint) {
+            return Ok(Arc::clone(keys));
+        }
+        let keys = Arc::new(key_set(jwk)?);
+        if self.keys.len() >= KEY_CACHE_ENTRIES {
+            self.keys.clear();
+        }
+        self.keys.insert(thumbprint.to_owned(), Arc::clone(&keys));
+        Ok(keys)
+    }
+}
+
+/// The RFC 7638 SHA-256 thumbprint of a proof header's `jwk`, once it is known to be public
+/// and asymmetric.
+pub fn public_thumbprint(jwk: &Value) -> Result<String, DpopError> {
     let jwk = jwk
         .as_object()
         .ok_or(DpopError::Proof("jwk is not an object"))?;
@@ -33,13 +63,22 @@ pub fn public_key(jwk: &Value) -> Result<(KeySet, String), DpopError> {
     }
     let kty = jwk.get("kty").and_then(Value::as_str).unwrap_or_default();
     let members = required(kty).ok_or(DpopError::Proof("jwk is not an asymmetric key"))?;
-    let thumbprint = thumbprint(jwk, members)?;
+    thumbprint(jwk, members)
+}
+
+/// The public key of a proof header's `jwk`, and its RFC 7638 SHA-256 thumbprint.
+pub fn public_key(jwk: &Value) -> Result<(KeySet, String), DpopError> {
+    let thumbprint = public_thumbprint(jwk)?;
+    Ok((key_set(jwk)?, thumbprint))
+}
+
+fn key_set(jwk: &Value) -> Result<KeySet, DpopError> {
     let text = serde_json::to_vec(jwk).map_err(|_| DpopError::Proof("jwk unreadable"))?;
     let parsed = jwks::parse_jwks(&text).map_err(|_| DpopError::Proof("jwk unusable"))?;
     if parsed.keys.is_empty() {
         return Err(DpopError::Proof("jwk unusable"));
     }
-    Ok((parsed.keys, thumbprint))
+    Ok(parsed.keys)
 }
 
 /// RFC 7638: base64url SHA-256 of the required members as compact JSON in name order.

@@ -46,6 +46,8 @@ pub struct DpopRules {
     pub algorithms: AlgSet,
     /// `origin=`: scheme and authority of `htu` as clients see them (behind a terminator).
     pub origin: Option<String>,
+    /// `nonce=on`: the secret server nonces are made from (set at configuration load).
+    pub nonce_secret: Option<[u8; 32]>,
 }
 
 impl Default for DpopRules {
@@ -55,6 +57,7 @@ impl Default for DpopRules {
             window: DEFAULT_WINDOW,
             algorithms: asymmetric(),
             origin: None,
+            nonce_secret: None,
         }
     }
 }
@@ -105,6 +108,14 @@ pub fn parse_dpop(args: &[&str]) -> Result<DpopRules, ConfError> {
                 }
                 rules.algorithms = set;
             }
+            "nonce" => {
+                rules.nonce_secret = match value {
+                    // The secret itself is drawn by the caller (configuration load).
+                    "on" => Some([0; 32]),
+                    "off" => None,
+                    _ => return Err(ConfError::InvalidValue((*param).into())),
+                };
+            }
             "origin" => {
                 let ok = (value.starts_with("https://") || value.starts_with("http://"))
                     && !value.ends_with('/')
@@ -138,13 +149,15 @@ pub enum DpopError {
     Proof(&'static str),
     /// The proof's `jti` was seen within the window.
     Replay,
+    /// `nonce=on` and the proof lacks the current server nonce (`use_dpop_nonce`).
+    UseNonce,
 }
 
 impl DpopError {
     /// RFC 9449 section 7.1: proof problems are `invalid_dpop_proof`, token problems
     /// `invalid_token`.
     pub fn is_proof_error(self) -> bool {
-        matches!(self, Self::Proof(_) | Self::Replay)
+        matches!(self, Self::Proof(_) | Self::Replay | Self::UseNonce)
     }
 
     /// The `result` label of `nginx_auth_jwt_sender_constrained_total{method="dpop"}`.
@@ -155,6 +168,7 @@ impl DpopError {
             Self::BadBinding => "bad_binding",
             Self::Proof(_) => "invalid_proof",
             Self::Replay => "replay",
+            Self::UseNonce => "use_nonce",
         }
     }
 }
@@ -167,6 +181,7 @@ impl fmt::Display for DpopError {
             Self::BadBinding => f.write_str("malformed cnf.jkt claim"),
             Self::Proof(why) => write!(f, "DPoP proof {why}"),
             Self::Replay => f.write_str("DPoP proof replayed"),
+            Self::UseNonce => f.write_str("DPoP proof lacks the server's current nonce"),
         }
     }
 }
@@ -207,13 +222,24 @@ pub struct Proof {
     pub expires: i64,
 }
 
-/// RFC 9449 section 4.3, steps 2 to 11 (the replay check is the caller's, with
+/// RFC 9449 section 4.3, steps 2 to 12 (the replay check is the caller's, with
 /// [`replay::record`]): one proof, for `target`, signed by the key `jkt` names.
 pub fn check_proof(
     proof: &[u8],
     target: &ProofTarget<'_>,
     jkt: &str,
     rules: &DpopRules,
+) -> Result<Proof, DpopError> {
+    check_proof_cached(proof, target, jkt, rules, &mut jwk::KeyCache::default())
+}
+
+/// [`check_proof`] with a worker's cache of the keys of earlier proofs.
+pub fn check_proof_cached(
+    proof: &[u8],
+    target: &ProofTarget<'_>,
+    jkt: &str,
+    rules: &DpopRules,
+    cache: &mut jwk::KeyCache,
 ) -> Result<Proof, DpopError> {
     let bad = DpopError::Proof;
     if proof.len() > MAX_PROOF {
@@ -241,7 +267,14 @@ pub fn check_proof(
     if header.contains_key("crit") {
         return Err(bad("has crit"));
     }
-    let (keys, thumbprint) = jwk::public_key(header.get("jwk").ok_or(bad("has no jwk"))?)?;
+    let jwk = header.get("jwk").ok_or(bad("has no jwk"))?;
+    let thumbprint = jwk::public_thumbprint(jwk)?;
+    // The key must be the one the token names before it is made or used.
+    if jkt.len() != thumbprint.len() || !openssl::memcmp::eq(jkt.as_bytes(), thumbprint.as_bytes())
+    {
+        return Err(bad("key does not match the token's cnf.jkt"));
+    }
+    let keys = cache.get(jwk, &thumbprint)?;
     let signature = decode(signature).ok_or(bad("signature is not base64url"))?;
     let input = &proof[..proof.len() - signature_len(proof)];
     keys.verify_signature(alg, input, &signature, rules.algorithms)
@@ -263,6 +296,16 @@ pub fn check_proof(
     if (target.now - iat).abs() > rules.window {
         return Err(bad("iat outside the acceptance window"));
     }
+    if let Some(secret) = &rules.nonce_secret {
+        let sent = text("nonce").unwrap_or_default();
+        let fresh = [0, 1].iter().any(|back| {
+            let nonce = server_nonce(secret, target.now, rules.window, *back);
+            sent.len() == nonce.len() && openssl::memcmp::eq(sent.as_bytes(), nonce.as_bytes())
+        });
+        if sent.len() != 22 || !fresh {
+            return Err(DpopError::UseNonce);
+        }
+    }
     let jti = text("jti")
         .filter(|j| !j.is_empty())
         .ok_or(bad("jti missing"))?;
@@ -271,14 +314,28 @@ pub fn check_proof(
     if sent.len() != ath.len() || !openssl::memcmp::eq(sent.as_bytes(), ath.as_bytes()) {
         return Err(bad("ath does not match the access token"));
     }
-    if jkt.len() != thumbprint.len() || !openssl::memcmp::eq(jkt.as_bytes(), thumbprint.as_bytes())
-    {
-        return Err(bad("key does not match the token's cnf.jkt"));
-    }
     Ok(Proof {
         jti_digest: openssl::sha::sha256(jti.as_bytes()),
         expires: iat + rules.window + 1,
     })
+}
+
+/// The server nonce of the window `back` windows before the one `now` falls in: 22
+/// base64url characters of HMAC-SHA256(secret, window number). A proof may carry the
+/// current nonce or the previous one, so a nonce lives one to two windows.
+pub fn server_nonce(secret: &[u8; 32], now: i64, window: i64, back: i64) -> String {
+    let bucket = now.div_euclid(window.max(1)) - back;
+    let mac = openssl::pkey::PKey::hmac(secret)
+        .and_then(|key| {
+            let mut signer =
+                openssl::sign::Signer::new(openssl::hash::MessageDigest::sha256(), &key)?;
+            signer.update(&bucket.to_be_bytes())?;
+            signer.sign_to_vec()
+        })
+        .unwrap_or_default();
+    let mut text = URL_SAFE_NO_PAD.encode(mac);
+    text.truncate(22);
+    text
 }
 
 /// Length of `.signature` at the end of `proof` (the dot included).

@@ -163,7 +163,7 @@ fn each_check_fails_alone() {
             "other jwk",
             good(with(header(&k), "jwk", jwk(&other)), claims()),
             &def,
-            "signature invalid",
+            "key does not match the token's cnf.jkt",
         ),
         ("signature", forged, &def, "signature invalid"),
         (
@@ -316,4 +316,36 @@ fn directive_values() {
     ] {
         assert!(parse_dpop(bad).is_err(), "{bad:?}");
     }
+}
+
+#[test]
+fn server_nonces() {
+    let k = key(1);
+    let rules = DpopRules {
+        nonce_secret: Some([7; 32]),
+        ..DpopRules::default()
+    };
+    let now = server_nonce(&[7; 32], NOW, DEFAULT_WINDOW, 0);
+    let before = server_nonce(&[7; 32], NOW, DEFAULT_WINDOW, 1);
+    let older = server_nonce(&[7; 32], NOW, DEFAULT_WINDOW, 2);
+    assert_eq!(now.len(), 22);
+    assert_ne!(now, before);
+    assert_ne!(now, server_nonce(&[8; 32], NOW, DEFAULT_WINDOW, 0), "keyed");
+    let check = |c: Value| check_proof(&proof(&k, header(&k), c), &target(), &jkt(&k), &rules);
+    assert!(check(with(claims(), "nonce", json!(now))).is_ok());
+    assert!(check(with(claims(), "nonce", json!(before))).is_ok());
+    assert_eq!(
+        check(with(claims(), "nonce", json!(older))),
+        Err(DpopError::UseNonce)
+    );
+    assert_eq!(check(claims()), Err(DpopError::UseNonce));
+    assert_eq!(
+        check(with(claims(), "nonce", json!(""))),
+        Err(DpopError::UseNonce)
+    );
+    assert_eq!(
+        parse_dpop(&["optional", "nonce=on"]).unwrap().nonce_secret,
+        Some([0; 32])
+    );
+    assert!(parse_dpop(&["optional", "nonce=yes"]).is_err());
 }
