@@ -42,13 +42,20 @@ fn four_workers_fetch_once_per_interval() {
 /// Pids among `pids` holding an established TCP connection to 127.0.0.1:`port`.
 fn pids_connected_to(port: u16, pids: &[u32]) -> Vec<u32> {
     let remote = format!("0100007F:{port:04X}");
-    let table = fs::read_to_string("/proc/net/tcp").unwrap_or_default();
-    let inodes: HashSet<String> = table
-        .lines()
-        .skip(1)
-        .filter_map(|line| {
-            let cols: Vec<&str> = line.split_whitespace().collect();
-            (cols.len() > 9 && cols[2] == remote && cols[3] == "01").then(|| cols[9].to_owned())
+    // /proc/net/tcp is not a snapshot: the kernel prints it a page at a time while sockets
+    // come and go, so under load a line can be missed. Three reads, united.
+    let inodes: HashSet<String> = (0..3)
+        .flat_map(|_| {
+            let table = fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+            table
+                .lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let cols: Vec<&str> = line.split_whitespace().collect();
+                    (cols.len() > 9 && cols[2] == remote && cols[3] == "01")
+                        .then(|| cols[9].to_owned())
+                })
+                .collect::<Vec<_>>()
         })
         .collect();
     pids.iter()
@@ -93,7 +100,7 @@ fn killing_the_fetching_worker_hands_the_fetch_on() {
         idp.wait_count(JWKS_PATH, seen + 1, Duration::from_secs(5))
             .unwrap();
         // Scanning /proc under load can miss one hung fetch; the fetcher retries every second.
-        let fetching = poll_until(Duration::from_secs(8), || {
+        let fetching = poll_until(Duration::from_secs(15), || {
             let pids = pids_connected_to(idp.port(), &nginx.worker_pids());
             (pids.len() == 1).then(|| pids[0])
         })
