@@ -252,8 +252,11 @@ fn round_robin(nodes: &[Nginx], token: &str, run: Duration) -> (u64, u64, Vec<u1
     (ok, limited, other)
 }
 
-/// Three NGINX instances sharing one real redis-server, 5 s runs (the issue asks 10 s; 5 s
-/// keeps the suite short and the bound the same) at many times the limit.
+/// Three NGINX instances sharing one real redis-server at many times the limit: 10 s synced,
+/// then 5 s with Redis down and 5 s after it is back. The cluster-wide count must stay within
+/// README's overshoot bound (`nodes × rate × sync` a window over the rate, here +30 %) and
+/// under-admit by at most 10 %; the measured share is printed (about +7 % on a quiet machine,
+/// +12 % once under CI load, when the sync threads run late).
 #[test]
 fn three_nodes_share_one_limit_through_redis() {
     let Some(mut redis) = Redis::start() else {
@@ -270,30 +273,38 @@ fn three_nodes_share_one_limit_through_redis() {
         .collect();
     let dave = sub("dave");
     let mut f = Failures::new();
-    let run = Duration::from_secs(5);
-    let (ok, limited, other) = round_robin(&nodes, &dave, run);
+    let synced = Duration::from_secs(10);
+    let (ok, limited, other) = round_robin(&nodes, &dave, synced);
+    let expected = 50 * synced.as_secs();
+    // At most nodes (3) × rate (50) × sync (0.1 s) = 15 a second over the rate.
+    let bound = expected + 15 * synced.as_secs();
     eprintln!(
-        "synced: {ok} allowed, {limited} refused, {} other",
+        "synced: {ok} allowed ({:+.1} % of {expected}), {limited} refused, {} other",
+        (ok as f64 / expected as f64 - 1.0) * 100.0,
         other.len()
     );
-    let expected = 50 * run.as_secs();
     f.check(
-        "cluster-wide within 10% of the rate",
-        (ok * 10 >= expected * 9 && ok * 10 <= expected * 11 && limited > ok)
+        "cluster-wide within the documented overshoot bound",
+        (ok * 10 >= expected * 9 && ok <= bound && limited > ok)
             .then_some(())
             .ok_or(format!(
-                "{ok} allowed, {limited} refused, expected {expected}"
+                "{ok} allowed, {limited} refused, expected {expected}..{bound}"
             )),
     );
+    let run = Duration::from_secs(5);
+    let expected = 50 * run.as_secs();
+    let bound = expected + 15 * run.as_secs();
     f.check(
         "no 5xx",
         other.is_empty().then_some(()).ok_or(format!("{other:?}")),
     );
     let calls = redis.calls("incrby") + redis.calls("get");
     eprintln!("redis: {calls} INCRBY+GET for {} requests", ok + limited);
+    // 3 nodes, 2 commands a sync, 10 syncs a second over the run, its warm-up and a margin.
+    let most = 3 * 2 * 10 * (synced.as_secs() + 2);
     f.check(
         "Redis commands follow syncs, not requests",
-        (calls > 0 && calls <= 3 * 2 * 60 && calls * 4 < ok + limited)
+        (calls > 0 && calls <= most && calls * 4 < ok + limited)
             .then_some(())
             .ok_or(format!("{calls} commands for {} requests", ok + limited)),
     );
@@ -341,8 +352,8 @@ fn three_nodes_share_one_limit_through_redis() {
         );
     }
     f.check(
-        "back: within 10% again",
-        (ok * 10 >= expected * 9 && ok * 10 <= expected * 11)
+        "back: within the bound again",
+        (ok * 10 >= expected * 9 && ok <= bound)
             .then_some(())
             .ok_or(format!("{ok} allowed")),
     );
