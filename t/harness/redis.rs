@@ -178,6 +178,29 @@ impl Redis {
         self.cli(&args);
     }
 
+    /// `XADD ... jti <prefix>-<n> exp <exp>` for n in 0..count, through one `redis-cli`.
+    pub fn xadd_jtis(&self, prefix: &str, count: usize, exp: i64) {
+        use std::io::Write as _;
+        let mut script = String::new();
+        for n in 0..count {
+            script.push_str(&format!(
+                "XADD auth_jwt:revocations * jti {prefix}-{n} exp {exp}\n"
+            ));
+        }
+        let mut cli = self
+            .cli_command()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-cli");
+        cli.stdin
+            .take()
+            .expect("stdin")
+            .write_all(script.as_bytes())
+            .expect("write");
+        assert!(cli.wait().expect("redis-cli").success());
+    }
+
     /// `cmdstat_<name>` calls from `INFO commandstats`.
     pub fn calls(&self, name: &str) -> u64 {
         let info = self.cli(&["INFO", "commandstats"]);

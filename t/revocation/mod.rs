@@ -1,13 +1,12 @@
 //! Tests for auth_jwt: revocation from a file and from a Redis Stream.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
 use crate::harness::mint::now;
 use crate::harness::redis::Redis;
-use crate::harness::{Jwt, Nginx};
+use crate::harness::{poll_until, Jwt, Nginx};
 
 mod secure;
 mod table;
@@ -34,6 +33,15 @@ fn token(jti: &str, sub: &str, iat: i64) -> String {
 
 fn status(nginx: &Nginx, token: &str) -> u16 {
     nginx.get("/").bearer(token).send().status
+}
+
+/// Polls (at most 10 s) until the error log holds `want`; the log as it is then.
+fn wait_log(nginx: &Nginx, want: &str) -> String {
+    poll_until(Duration::from_secs(10), || {
+        let log = nginx.error_log();
+        log.contains(want).then_some(log)
+    })
+    .unwrap_or_else(|| nginx.error_log())
 }
 
 /// Polls until `token` gets `want` (bounded: 50 tries, 5 s), returning how long it took.
@@ -229,26 +237,7 @@ fn redis_revocations_survive_reload_restart_and_outage_and_100k_sync() {
     assert_eq!(status(&nginx, &token("fine", "bob", t0)), 200);
     // 100,000 entries, then a reconnect's full sync.
     redis.restart();
-    let mut script = String::new();
-    for n in 0..100_000 {
-        script.push_str(&format!(
-            "XADD auth_jwt:revocations * jti bulk-{n} exp {}\n",
-            t0 + 3600
-        ));
-    }
-    let mut cli = Command::new("redis-cli")
-        .args(["-h", "127.0.0.1", "-p", &redis.port.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    use std::io::Write as _;
-    cli.stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    cli.wait().unwrap();
+    redis.xadd_jtis("bulk", 100_000, t0 + 3600);
     let last = token("bulk-99999", "bob", t0);
     let took = until_status(&nginx, &last, 401);
     eprintln!("100,000 entries applied from the stream in {took:?} (after the last XADD)");

@@ -2,9 +2,9 @@
 //! password never shown; an untrusted certificate or a wrong password refused and logged once.
 
 use std::fs;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{token, until_status};
+use super::{token, until_status, wait_log};
 use crate::harness::mint::now;
 use crate::harness::redis::{Redis, Secure};
 use crate::harness::unprivileged::{can_drop_privileges, group_of, uid_of, RootOnlyDir};
@@ -120,18 +120,6 @@ fn rediss_with_an_acl_user_whose_password_and_ca_only_the_master_can_read() {
         assert!(!text.contains(PASSWORD), "the password is in the {what}");
     }
     nginx.finish();
-}
-
-/// Polls (at most 10 s) until the error log holds `want`.
-fn wait_log(nginx: &Nginx, want: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = nginx.error_log();
-        if log.contains(want) || Instant::now() > deadline {
-            return log;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]

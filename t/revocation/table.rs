@@ -1,11 +1,9 @@
 //! The revocation table's edges: a stream that went back (ids lower than the last seen), and
 //! a full table — logged at `error` and counted, never a crash, never a silent drop.
 
-use std::io::Write as _;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use super::{status, token, until_status};
+use super::{status, token, until_status, wait_log, CONF as FILE_CONF};
 use crate::harness::mint::now;
 use crate::harness::redis::Redis;
 use crate::harness::Nginx;
@@ -33,18 +31,6 @@ fn revocations(nginx: &Nginx) -> serde_json::Value {
     let page = nginx.get("/status").send().text();
     let page: serde_json::Value = serde_json::from_str(&page).expect("status JSON");
     page["revocations"].clone()
-}
-
-/// Polls (at most 10 s) until the error log holds `want`.
-fn wait_log(nginx: &Nginx, want: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let log = nginx.error_log();
-        if log.contains(want) || Instant::now() > deadline {
-            return log;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// A stream deleted and made again with ids below the last one seen: `XREAD` from the last id
@@ -86,28 +72,6 @@ fn a_stream_recreated_with_lower_ids_is_synced_again_and_nothing_held_is_lost() 
     nginx.finish();
 }
 
-/// Sends `XADD ... jti <prefix>-<n> exp <exp>` for n in 0..count through one `redis-cli`.
-fn xadd_many(redis: &Redis, prefix: &str, count: usize, exp: i64) {
-    let mut script = String::new();
-    for n in 0..count {
-        script.push_str(&format!(
-            "XADD auth_jwt:revocations * jti {prefix}-{n} exp {exp}\n"
-        ));
-    }
-    let mut cli = redis
-        .cli_command()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-cli");
-    cli.stdin
-        .take()
-        .expect("stdin")
-        .write_all(script.as_bytes())
-        .expect("write");
-    assert!(cli.wait().expect("redis-cli").success());
-}
-
 #[test]
 fn a_full_table_is_logged_at_error_and_counted_and_what_fits_still_holds() {
     let Some(redis) = Redis::start() else {
@@ -122,7 +86,7 @@ fn a_full_table_is_logged_at_error_and_counted_and_what_fits_still_holds() {
     assert_eq!(capacity, 512 * 1024 / 4 / 16 * 7 / 8, "capacity");
     let over = 50;
     let t0 = now();
-    xadd_many(&redis, "fill", capacity + over, t0 + 600);
+    redis.xadd_jtis("fill", capacity + over, t0 + 600);
     let log = wait_log(&nginx, "revocation table full");
     let full: Vec<&str> = log
         .lines()
@@ -172,19 +136,8 @@ fn a_revocation_file_larger_than_the_table_fails_the_configuration_test() {
     let entries: Vec<String> = (0..20_000)
         .map(|n| format!(r#"{{"jti": "f-{n}", "exp": {}}}"#, now() + 600))
         .collect();
-    let conf = r#"
-    auth_jwt_zone 512k;
-    auth_jwt_revocation_file {{prefix}}/revoked.json;
-    server {
-        listen 127.0.0.1:{{port}};
-        auth_jwt_key_file {{keys}}/jwks.json;
-        location / {
-            auth_jwt "api";
-            proxy_pass {{upstream}};
-        }
-    }
-"#;
-    let out = Nginx::http(conf)
+    let conf = format!("    auth_jwt_zone 512k;{FILE_CONF}");
+    let out = Nginx::http(&conf)
         .file("revoked.json", format!("[{}]", entries.join(",")))
         .try_start()
         .err()
