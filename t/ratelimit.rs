@@ -253,10 +253,8 @@ fn round_robin(nodes: &[Nginx], token: &str, run: Duration) -> (u64, u64, Vec<u1
 }
 
 /// Three NGINX instances sharing one real redis-server at many times the limit: 10 s synced,
-/// then 5 s with Redis down and 5 s after it is back. The cluster-wide count must stay within
-/// README's overshoot bound (`nodes × rate × sync` a window over the rate, here +30 %) and
-/// under-admit by at most 10 %; the measured share is printed (about +7 % on a quiet machine,
-/// +12 % once under CI load, when the sync threads run late).
+/// then 5 s with Redis down and 5 s after it is back. Synced, the cluster-wide count stays
+/// within 10 % of the rate either way (the target; the measured share is printed).
 #[test]
 fn three_nodes_share_one_limit_through_redis() {
     let Some(mut redis) = Redis::start() else {
@@ -276,15 +274,14 @@ fn three_nodes_share_one_limit_through_redis() {
     let synced = Duration::from_secs(10);
     let (ok, limited, other) = round_robin(&nodes, &dave, synced);
     let expected = 50 * synced.as_secs();
-    // At most nodes (3) × rate (50) × sync (0.1 s) = 15 a second over the rate.
-    let bound = expected + 15 * synced.as_secs();
+    let bound = expected * 11 / 10;
     eprintln!(
         "synced: {ok} allowed ({:+.1} % of {expected}), {limited} refused, {} other",
         (ok as f64 / expected as f64 - 1.0) * 100.0,
         other.len()
     );
     f.check(
-        "cluster-wide within the documented overshoot bound",
+        "cluster-wide within 10 % of the rate",
         (ok * 10 >= expected * 9 && ok <= bound && limited > ok)
             .then_some(())
             .ok_or(format!(
@@ -293,7 +290,7 @@ fn three_nodes_share_one_limit_through_redis() {
     );
     let run = Duration::from_secs(5);
     let expected = 50 * run.as_secs();
-    let bound = expected + 15 * run.as_secs();
+    let bound = expected * 11 / 10;
     f.check(
         "no 5xx",
         other.is_empty().then_some(()).ok_or(format!("{other:?}")),
@@ -352,7 +349,7 @@ fn three_nodes_share_one_limit_through_redis() {
         );
     }
     f.check(
-        "back: within the bound again",
+        "back: within 10 % again",
         (ok * 10 >= expected * 9 && ok <= bound)
             .then_some(())
             .ok_or(format!("{ok} allowed")),

@@ -12,6 +12,8 @@ use std::time::Duration;
 use crate::directive::{parse_duration, ConfError};
 
 pub mod report;
+#[cfg(test)]
+mod sim;
 pub mod table;
 #[cfg(test)]
 mod tests;
