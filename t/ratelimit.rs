@@ -8,17 +8,20 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::harness::redis::Redis;
-use crate::harness::{Failures, Jwt, Nginx};
+use crate::harness::{poll_until, Failures, Jwt, Nginx};
 
 /// Minute windows: the counts cannot roll over during a test.
 const CONF: &str = r#"
     auth_jwt_limit_zone per_sub key=$jwt_claim_sub rate=5r/m;
     auth_jwt_limit_zone tight key=$jwt_claim_sub rate=2r/m size=64k;
+    log_format limits '$status $jwt_limit_status $uri';
 
     server {
         listen 127.0.0.1:{{port}};
         auth_jwt_key_file {{keys}}/jwks.json;
         auth_jwt "api";
+        access_log logs/limits.log limits;
+        add_header X-Limit-Status "[$jwt_limit_status]" always;
 
         location /limited/ {
             auth_jwt_limit per_sub;
@@ -144,6 +147,127 @@ fn several_limits_and_empty_keys() {
             .ok_or(format!("{statuses:?}")),
     );
     f.assert();
+    nginx.finish();
+}
+
+/// `$jwt_limit_status`: `PASSED` when a limit counted the request, `REJECTED` for a 429,
+/// not found (empty, `-` in the access log) where no limit counted it.
+#[test]
+fn limit_status_variable() {
+    let nginx = Nginx::http(CONF).start();
+    let mut f = Failures::new();
+    let frank = sub("frank");
+    let anonymous = Jwt::new("RS256").remove_claim("sub").encode();
+    for (n, (target, token, status, value)) in [
+        ("/limited/a", frank.as_str(), 200, "PASSED"),
+        ("/limited/b", &frank, 200, "PASSED"),
+        ("/both/c", &frank, 200, "PASSED"),
+        ("/both/d", &frank, 200, "PASSED"),
+        ("/both/d", &frank, 429, "REJECTED"),
+        ("/free/e", &frank, 200, ""),
+        ("/limited/f", "x.y.z", 401, ""),
+        ("/limited/g", "", 401, ""),
+        ("/both/h", &anonymous, 200, ""),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let req = nginx.get(target);
+        let resp = if token.is_empty() {
+            req.send()
+        } else {
+            req.bearer(token).send()
+        };
+        let want = format!("[{value}]");
+        f.check(
+            &format!("{n} {target}"),
+            (resp.status == status && resp.header("x-limit-status") == Some(want.as_str()))
+                .then_some(())
+                .ok_or(resp.summary()),
+        );
+    }
+    let log = poll_until(Duration::from_secs(5), || {
+        let log = nginx.log_file("limits.log");
+        (log.lines().count() >= 9).then_some(log)
+    })
+    .unwrap_or_default();
+    for line in [
+        "200 PASSED /limited/a",
+        "429 REJECTED /both/d",
+        "200 - /free/e",
+        "401 - /limited/f",
+        "200 - /both/h",
+    ] {
+        f.check(
+            line,
+            log.lines()
+                .any(|l| l == line)
+                .then_some(())
+                .ok_or(log.clone()),
+        );
+    }
+    f.assert();
+    nginx.finish();
+}
+
+/// A reload that leaves the limit zones as they are keeps the counts: a client limited
+/// before `nginx -s reload` stays limited after. A reload with a bad limit directive is
+/// refused and the running configuration, counts included, goes on.
+#[test]
+fn reload_keeps_the_counts_and_survives_a_bad_limit() {
+    let mut nginx = Nginx::http(CONF).workers(2).start();
+    let mut f = Failures::new();
+    let (grace, heidi) = (sub("grace"), sub("heidi"));
+    let statuses: Vec<u16> = (0..6)
+        .map(|_| nginx.get("/limited/").bearer(&grace).send().status)
+        .collect();
+    f.check(
+        "limited before the reload",
+        (statuses == [200, 200, 200, 200, 200, 429])
+            .then_some(())
+            .ok_or(format!("{statuses:?}")),
+    );
+    let moved = CONF.replace(
+        "location /free/ {",
+        "location /new/ {\n            proxy_pass {{upstream}};\n        }\n        location /free/ {",
+    );
+    f.check("reload", nginx.reload_with(&moved));
+    let resp = nginx.get("/limited/").bearer(&grace).send();
+    f.check(
+        "still limited after it",
+        (resp.status == 429).then_some(()).ok_or(resp.summary()),
+    );
+    f.check(
+        "the new configuration runs",
+        nginx.check_accepted("/new/", &grace).map(|_| ()),
+    );
+    let bad = moved.replace("rate=5r/m;", "rate=5r/h;");
+    let err = nginx.reload_with(&bad).unwrap_err();
+    f.check(
+        "a bad limit is refused",
+        (err.contains("invalid value \"rate=5r/h\"") && err.contains("auth_jwt_limit_zone"))
+            .then_some(())
+            .ok_or(err),
+    );
+    let resp = nginx.get("/limited/").bearer(&grace).send();
+    f.check(
+        "the running configuration goes on, counts kept",
+        (resp.status == 429 && resp.header("ratelimit-policy") == Some("\"per_sub\";q=5;w=60"))
+            .then_some(())
+            .ok_or(resp.summary()),
+    );
+    f.check(
+        "another identity passes",
+        nginx.check_accepted("/new/", &heidi).map(|_| ()),
+    );
+    f.check(
+        "two workers",
+        (nginx.worker_pids().len() == 2)
+            .then_some(())
+            .ok_or(format!("{:?}", nginx.worker_pids())),
+    );
+    f.assert();
+    nginx.allow_log("rate=5r/h");
     nginx.finish();
 }
 

@@ -26,7 +26,7 @@ use auth_jwt_core::dpop::{server_nonce, DpopRules};
 use auth_jwt_core::identity;
 use auth_jwt_core::jwt::alg::Alg;
 use auth_jwt_core::jwt::error::Status;
-use auth_jwt_core::limit::{policy_header, ratelimit_header};
+use auth_jwt_core::limit::{policy_header, ratelimit_header, LimitStatus};
 use ngx::http::HttpModuleMainConf;
 
 /// What the access check decided for one request. [`apply`] alone carries it out.
@@ -102,10 +102,13 @@ pub(super) fn apply(
                     headers::add_in(request.as_mut(), &h.name, &h.lowcase, &text).or_no_memory()?;
                 }
             }
+            // The limits passed (if any counted it) when the token was published for them.
+            let limit = ctx::get(request.as_ref()).map_or(LimitStatus::None, |c| c.limit);
             let ctx = JwtCtx {
                 status: Status::Ok,
                 error: String::new(),
                 token: Some(token),
+                limit,
             };
             ctx::put(request.as_mut(), ctx).or_no_memory()?;
             (Status::Ok, NGX_OK as ngx_int_t)
@@ -155,6 +158,7 @@ fn no_keys(
             status: Status::Bypass,
             error: "no keys available".into(),
             token: None,
+            limit: LimitStatus::None,
         };
         ctx::put(request.as_mut(), ctx).or_no_memory()?;
         return Ok((Status::Bypass, NGX_DECLINED as ngx_int_t));
@@ -168,6 +172,7 @@ fn unavailable(request: &mut Request, reason: &'static str) -> Result<(Status, n
         status: Status::NoKeys,
         error: reason.into(),
         token: None,
+        limit: LimitStatus::None,
     };
     ctx::put(request.as_mut(), ctx).or_no_memory()?;
     log_denial(request, Status::NoKeys, &reason, None, None);
@@ -196,6 +201,7 @@ fn too_many(
         status: Status::Ok,
         error: "rate limited".into(),
         token: Some(token),
+        limit: LimitStatus::Rejected,
     };
     ctx::put(request.as_mut(), ctx).or_no_memory()?;
     let r = request.as_mut();
@@ -274,6 +280,7 @@ fn refuse(
         status,
         error: reason.into_owned(),
         token,
+        limit: LimitStatus::None,
     };
     ctx::put(request.as_mut(), ctx).or_no_memory()?;
     Ok((status, code as ngx_int_t))

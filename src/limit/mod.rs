@@ -104,18 +104,23 @@ pub struct Refused {
 
 /// The request path: one hit per limit, in order; the first refusal ends it. `key_of` gives
 /// the key's hash, or None for an empty key, which is not limited (as with `limit_req`).
+/// Ok(whether a limit counted the request).
 pub fn check(
     zones: &LimitZones,
     confs: &[LimitZoneConf],
     limits: &[usize],
     key_of: impl Fn(&LimitZoneConf) -> Option<u64>,
     now_ms: u64,
-) -> Option<Refused> {
+) -> Result<bool, Refused> {
+    let mut counted = false;
     for &i in limits {
-        let conf = confs.get(i)?;
+        let Some(conf) = confs.get(i) else {
+            break;
+        };
         let Some(key) = key_of(conf) else {
             continue;
         };
+        counted = true;
         let p = &conf.args.policy;
         let table = zones.table(i);
         // Synced: the cluster's limit, each node spending its share of the room between two
@@ -127,12 +132,12 @@ pub fn check(
         };
         if let Decision::Limit { retry_after } = table.hit(key, now_ms, p.window_ms, limit, share) {
             let log = table.log_due(key, now_ms / 1000);
-            return Some(Refused {
+            return Err(Refused {
                 zone: i,
                 retry_after,
                 log,
             });
         }
     }
-    None
+    Ok(counted)
 }

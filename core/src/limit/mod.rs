@@ -45,6 +45,29 @@ impl Per {
     }
 }
 
+/// `$jwt_limit_status`: what the request's rate limits said, as `$limit_req_status` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LimitStatus {
+    /// No limit counted the request (none configured, the token refused before the limits,
+    /// or every key empty): the variable is not found (empty, `-` in an access log).
+    #[default]
+    None,
+    /// Counted by every limit that applies, refused by none.
+    Passed,
+    /// Refused with 429.
+    Rejected,
+}
+
+impl LimitStatus {
+    pub fn as_str(self) -> Option<&'static str> {
+        match self {
+            Self::None => None,
+            Self::Passed => Some("PASSED"),
+            Self::Rejected => Some("REJECTED"),
+        }
+    }
+}
+
 /// What the window rule needs of a zone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {

@@ -197,6 +197,13 @@ fn headers() {
 }
 
 #[test]
+fn limit_status_values() {
+    assert_eq!(LimitStatus::default().as_str(), None);
+    assert_eq!(LimitStatus::Passed.as_str(), Some("PASSED"));
+    assert_eq!(LimitStatus::Rejected.as_str(), Some("REJECTED"));
+}
+
+#[test]
 fn key_identity() {
     assert_eq!(key_hash("a", b"alice"), key_hash("a", b"alice"));
     assert_ne!(key_hash("a", b"alice"), key_hash("b", b"alice"));
