@@ -236,21 +236,25 @@ fn decide(
     }
     match limited(request, lcf, zone) {
         Err(refused) => return Ok(Outcome::Limited(refused, verified)),
-        Ok(true) => ctx::get_mut(request.as_mut()).or_no_memory()?.limit = LimitStatus::Passed,
-        Ok(false) => {}
+        Ok(LimitStatus::None) => {}
+        Ok(passed) => ctx::get_mut(request.as_mut()).or_no_memory()?.limit = passed,
     }
     Ok(Outcome::Admit(verified))
 }
 
 /// The rate limits, after the token passed every check: one hit per limit in the shared
-/// zone, keyed by the configured value's hash. Ok(whether one counted the request).
-fn limited(request: &Request, lcf: &JwtLocConf, zone: Option<&ZoneData>) -> Result<bool, Refused> {
+/// zone, keyed by the configured value's hash.
+fn limited(
+    request: &Request,
+    lcf: &JwtLocConf,
+    zone: Option<&ZoneData>,
+) -> Result<LimitStatus, Refused> {
     let (Some(limits), Some(mcf), Some(zone)) = (
         lcf.limits.as_deref(),
         HttpAuthJwtModule::main_conf(request),
         zone,
     ) else {
-        return Ok(false);
+        return Ok(LimitStatus::None);
     };
     let key_of = |conf: &LimitZoneConf| {
         let value = request.get_complex_value(conf.key.as_ref())?;

@@ -14,6 +14,7 @@ use crate::harness::{poll_until, Failures, Jwt, Nginx};
 const CONF: &str = r#"
     auth_jwt_limit_zone per_sub key=$jwt_claim_sub rate=5r/m;
     auth_jwt_limit_zone tight key=$jwt_claim_sub rate=2r/m size=64k;
+    auth_jwt_limit_zone shown key=$jwt_claim_sub rate=3r/m size=64k headers=always;
     log_format limits '$status $jwt_limit_status $uri';
 
     server {
@@ -30,6 +31,11 @@ const CONF: &str = r#"
         location /both/ {
             auth_jwt_limit per_sub;
             auth_jwt_limit tight;
+            proxy_pass {{upstream}};
+        }
+        location /shown/ {
+            auth_jwt_limit per_sub;
+            auth_jwt_limit shown;
             proxy_pass {{upstream}};
         }
         location /free/ {
@@ -206,6 +212,50 @@ fn limit_status_variable() {
                 .ok_or(log.clone()),
         );
     }
+    f.assert();
+    nginx.finish();
+}
+
+/// `headers=always`: the RateLimit fields on the responses a zone lets through too, with
+/// what remains; a zone without it shows them on its 429s only.
+#[test]
+fn fields_on_success_with_headers_always() {
+    let nginx = Nginx::http(CONF).start();
+    let mut f = Failures::new();
+    let ivan = sub("ivan");
+    for remaining in [2, 1, 0] {
+        let resp = nginx.get("/shown/").bearer(&ivan).send();
+        let ok = resp.status == 200
+            && resp.is_from_upstream()
+            && resp.header("ratelimit-policy") == Some("\"shown\";q=3;w=60")
+            && resp.header("ratelimit").is_some_and(|v| {
+                let t = v.strip_prefix(&format!("\"shown\";r={remaining};t="));
+                t.and_then(|t| t.parse::<u32>().ok())
+                    .is_some_and(|t| (1..=60).contains(&t))
+            });
+        f.check(
+            &format!("r={remaining}"),
+            ok.then_some(()).ok_or(resp.summary()),
+        );
+    }
+    let resp = nginx.get("/shown/").bearer(&ivan).send();
+    f.check(
+        "then 429",
+        (resp.status == 429
+            && resp.header("ratelimit-policy") == Some("\"shown\";q=3;w=60")
+            && resp
+                .header("ratelimit")
+                .is_some_and(|v| v.contains(";r=0;")))
+        .then_some(())
+        .ok_or(resp.summary()),
+    );
+    let resp = nginx.get("/limited/").bearer(&sub("judy")).send();
+    f.check(
+        "none on a success of a zone without it",
+        (resp.status == 200 && resp.header("ratelimit").is_none())
+            .then_some(())
+            .ok_or(resp.summary()),
+    );
     f.assert();
     nginx.finish();
 }

@@ -26,7 +26,7 @@ use auth_jwt_core::dpop::{server_nonce, DpopRules};
 use auth_jwt_core::identity;
 use auth_jwt_core::jwt::alg::Alg;
 use auth_jwt_core::jwt::error::Status;
-use auth_jwt_core::limit::{policy_header, ratelimit_header, LimitStatus};
+use auth_jwt_core::limit::{policy_header, ratelimit_header, LimitStatus, Shown};
 use ngx::http::HttpModuleMainConf;
 
 /// What the access check decided for one request. [`apply`] alone carries it out.
@@ -104,6 +104,9 @@ pub(super) fn apply(
             }
             // The limits passed (if any counted it) when the token was published for them.
             let limit = ctx::get(request.as_ref()).map_or(LimitStatus::None, |c| c.limit);
+            if let LimitStatus::Passed(Some(shown)) = limit {
+                ratelimit_fields(request, shown)?;
+            }
             let ctx = JwtCtx {
                 status: Status::Ok,
                 error: String::new(),
@@ -212,6 +215,18 @@ fn too_many(
     let current = ratelimit_header(name, 0, refused.retry_after);
     headers::set_out(r, "RateLimit", &current).or_no_memory()?;
     Ok((Status::Ok, NGX_HTTP_TOO_MANY_REQUESTS as ngx_int_t))
+}
+
+/// `headers=always`: the RateLimit fields of a request the limits let through.
+fn ratelimit_fields(request: &mut Request, shown: Shown) -> Result<(), Error> {
+    let mcf = HttpAuthJwtModule::main_conf(request).ok_or(Error::NoMemory)?;
+    let conf = mcf.limits.get(shown.zone).ok_or(Error::NoMemory)?;
+    let name = &conf.args.name;
+    let policy = policy_header(name, &conf.args.policy);
+    let current = ratelimit_header(name, shown.remaining, shown.reset_s);
+    let r = request.as_mut();
+    headers::set_out(r, "RateLimit-Policy", &policy).or_no_memory()?;
+    headers::set_out(r, "RateLimit", &current).or_no_memory()
 }
 
 /// Seconds a client is told to wait while no keys are available.

@@ -36,8 +36,10 @@ fn zone_arguments() {
         "redis=redis://127.0.0.1:1/0",
         "sync=100ms",
         "nodes=3",
+        "headers=always",
     ])
     .unwrap();
+    assert!(a.headers_always);
     assert_eq!(
         a.policy,
         Policy {
@@ -101,6 +103,10 @@ fn zone_arguments_refused() {
         (
             &["z", "key=$x", "rate=1r/s", "redis=http://x"][..],
             "invalid value \"redis=http://x\"",
+        ),
+        (
+            &["z", "key=$x", "rate=1r/s", "headers=on"][..],
+            "invalid value \"headers=on\"",
         ),
         (
             &["z", "key=$x", "rate=1r/s", "color=red"][..],
@@ -199,7 +205,15 @@ fn headers() {
 #[test]
 fn limit_status_values() {
     assert_eq!(LimitStatus::default().as_str(), None);
-    assert_eq!(LimitStatus::Passed.as_str(), Some("PASSED"));
+    assert_eq!(LimitStatus::Passed(None).as_str(), Some("PASSED"));
+    let shown = |zone, remaining| Shown {
+        zone,
+        remaining,
+        reset_s: 1,
+    };
+    assert_eq!(Shown::tighter(None, shown(0, 5)), shown(0, 5));
+    assert_eq!(Shown::tighter(Some(shown(0, 5)), shown(1, 3)), shown(1, 3));
+    assert_eq!(Shown::tighter(Some(shown(0, 3)), shown(1, 3)), shown(0, 3));
     assert_eq!(LimitStatus::Rejected.as_str(), Some("REJECTED"));
 }
 
