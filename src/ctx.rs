@@ -7,6 +7,7 @@ use ngx::core::Pool;
 
 use auth_jwt_core::authn::Verified;
 use auth_jwt_core::jwt::error::Status;
+use auth_jwt_core::limit::LimitStatus;
 
 /// Outcome of the access check for one request.
 #[derive(Debug)]
@@ -15,6 +16,8 @@ pub struct JwtCtx {
     /// Short reason for `$jwt_error`; empty when the token passed.
     pub error: String,
     pub token: Option<Rc<Verified>>,
+    /// `$jwt_limit_status`.
+    pub limit: LimitStatus,
 }
 
 /// The request's context, if the access handler has run for it.

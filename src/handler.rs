@@ -32,7 +32,7 @@ use auth_jwt_core::dpop::DpopPolicy;
 use auth_jwt_core::identity;
 use auth_jwt_core::jwt::claims::ClaimRules;
 use auth_jwt_core::jwt::error::{Status, VerifyError};
-use auth_jwt_core::limit::key_hash;
+use auth_jwt_core::limit::{key_hash, LimitStatus};
 
 /// Registered in the post-read phase by `postconfiguration`: removes the client's copies of
 /// every identity header name the server configures, before the rewrite phase evaluates any
@@ -214,6 +214,7 @@ fn decide(
         status: Status::Ok,
         error: String::new(),
         token: Some(Rc::clone(&verified)),
+        limit: LimitStatus::None,
     };
     ctx::put(request.as_mut(), ctx).or_no_memory()?;
     for (n, req) in lcf.requires.iter().flatten().enumerate() {
@@ -233,22 +234,33 @@ fn decide(
             token: Some(verified),
         }));
     }
-    if let Some(refused) = limited(request, lcf, zone) {
-        return Ok(Outcome::Limited(refused, verified));
+    match limited(request, lcf, zone) {
+        Err(refused) => return Ok(Outcome::Limited(refused, verified)),
+        Ok(LimitStatus::None) => {}
+        Ok(passed) => ctx::get_mut(request.as_mut()).or_no_memory()?.limit = passed,
     }
     Ok(Outcome::Admit(verified))
 }
 
 /// The rate limits, after the token passed every check: one hit per limit in the shared
 /// zone, keyed by the configured value's hash.
-fn limited(request: &Request, lcf: &JwtLocConf, zone: Option<&ZoneData>) -> Option<Refused> {
-    let limits = lcf.limits.as_deref()?;
-    let mcf = HttpAuthJwtModule::main_conf(request)?;
+fn limited(
+    request: &Request,
+    lcf: &JwtLocConf,
+    zone: Option<&ZoneData>,
+) -> Result<LimitStatus, Refused> {
+    let (Some(limits), Some(mcf), Some(zone)) = (
+        lcf.limits.as_deref(),
+        HttpAuthJwtModule::main_conf(request),
+        zone,
+    ) else {
+        return Ok(LimitStatus::None);
+    };
     let key_of = |conf: &LimitZoneConf| {
         let value = request.get_complex_value(conf.key.as_ref())?;
         (!value.is_empty()).then(|| key_hash(&conf.args.name, value.as_bytes()))
     };
-    limit::check(&zone?.limits, &mcf.limits, limits, key_of, time::now_ms())
+    limit::check(&zone.limits, &mcf.limits, limits, key_of, time::now_ms())
 }
 
 /// The revocation check, after verification and on cache hits alike: one lookup in the

@@ -35,9 +35,10 @@ type Getter =
 /// # Safety
 /// `cf` must be the live `ngx_conf_t` of the `http` block being parsed.
 pub unsafe fn register(cf: *mut ngx_conf_t) -> Option<()> {
-    let vars: [(&str, Getter, u32); 5] = [
+    let vars: [(&str, Getter, u32); 6] = [
         ("jwt_status", get_status, 0),
         ("jwt_error", get_error, 0),
+        ("jwt_limit_status", get_limit_status, 0),
         ("jwt_payload", get_payload, 0),
         ("jwt_claim_", get_claim, NGX_HTTP_VAR_PREFIX),
         ("jwt_header_", get_header, NGX_HTTP_VAR_PREFIX),
@@ -138,6 +139,15 @@ unsafe extern "C" fn get_error(
 ) -> ngx_int_t {
     // SAFETY: called by NGINX as a get handler.
     unsafe { evaluate(r, v, |ctx| Some(Cow::Borrowed(&ctx.error))) }
+}
+
+unsafe extern "C" fn get_limit_status(
+    r: *mut ngx_http_request_t,
+    v: *mut ngx_variable_value_t,
+    _: usize,
+) -> ngx_int_t {
+    // SAFETY: called by NGINX as a get handler.
+    unsafe { evaluate(r, v, |ctx| ctx.limit.as_str().map(Cow::Borrowed)) }
 }
 
 unsafe extern "C" fn get_payload(

@@ -8,17 +8,21 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::harness::redis::Redis;
-use crate::harness::{Failures, Jwt, Nginx};
+use crate::harness::{poll_until, Failures, Jwt, Nginx};
 
 /// Minute windows: the counts cannot roll over during a test.
 const CONF: &str = r#"
     auth_jwt_limit_zone per_sub key=$jwt_claim_sub rate=5r/m;
     auth_jwt_limit_zone tight key=$jwt_claim_sub rate=2r/m size=64k;
+    auth_jwt_limit_zone shown key=$jwt_claim_sub rate=3r/m size=64k headers=always;
+    log_format limits '$status $jwt_limit_status $uri';
 
     server {
         listen 127.0.0.1:{{port}};
         auth_jwt_key_file {{keys}}/jwks.json;
         auth_jwt "api";
+        access_log logs/limits.log limits;
+        add_header X-Limit-Status "[$jwt_limit_status]" always;
 
         location /limited/ {
             auth_jwt_limit per_sub;
@@ -27,6 +31,11 @@ const CONF: &str = r#"
         location /both/ {
             auth_jwt_limit per_sub;
             auth_jwt_limit tight;
+            proxy_pass {{upstream}};
+        }
+        location /shown/ {
+            auth_jwt_limit per_sub;
+            auth_jwt_limit shown;
             proxy_pass {{upstream}};
         }
         location /free/ {
@@ -147,6 +156,171 @@ fn several_limits_and_empty_keys() {
     nginx.finish();
 }
 
+/// `$jwt_limit_status`: `PASSED` when a limit counted the request, `REJECTED` for a 429,
+/// not found (empty, `-` in the access log) where no limit counted it.
+#[test]
+fn limit_status_variable() {
+    let nginx = Nginx::http(CONF).start();
+    let mut f = Failures::new();
+    let frank = sub("frank");
+    let anonymous = Jwt::new("RS256").remove_claim("sub").encode();
+    for (n, (target, token, status, value)) in [
+        ("/limited/a", frank.as_str(), 200, "PASSED"),
+        ("/limited/b", &frank, 200, "PASSED"),
+        ("/both/c", &frank, 200, "PASSED"),
+        ("/both/d", &frank, 200, "PASSED"),
+        ("/both/d", &frank, 429, "REJECTED"),
+        ("/free/e", &frank, 200, ""),
+        ("/limited/f", "x.y.z", 401, ""),
+        ("/limited/g", "", 401, ""),
+        ("/both/h", &anonymous, 200, ""),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let req = nginx.get(target);
+        let resp = if token.is_empty() {
+            req.send()
+        } else {
+            req.bearer(token).send()
+        };
+        let want = format!("[{value}]");
+        f.check(
+            &format!("{n} {target}"),
+            (resp.status == status && resp.header("x-limit-status") == Some(want.as_str()))
+                .then_some(())
+                .ok_or(resp.summary()),
+        );
+    }
+    let log = poll_until(Duration::from_secs(5), || {
+        let log = nginx.log_file("limits.log");
+        (log.lines().count() >= 9).then_some(log)
+    })
+    .unwrap_or_default();
+    for line in [
+        "200 PASSED /limited/a",
+        "429 REJECTED /both/d",
+        "200 - /free/e",
+        "401 - /limited/f",
+        "200 - /both/h",
+    ] {
+        f.check(
+            line,
+            log.lines()
+                .any(|l| l == line)
+                .then_some(())
+                .ok_or(log.clone()),
+        );
+    }
+    f.assert();
+    nginx.finish();
+}
+
+/// `headers=always`: the RateLimit fields on the responses a zone lets through too, with
+/// what remains; a zone without it shows them on its 429s only.
+#[test]
+fn fields_on_success_with_headers_always() {
+    let nginx = Nginx::http(CONF).start();
+    let mut f = Failures::new();
+    let ivan = sub("ivan");
+    for remaining in [2, 1, 0] {
+        let resp = nginx.get("/shown/").bearer(&ivan).send();
+        let ok = resp.status == 200
+            && resp.is_from_upstream()
+            && resp.header("ratelimit-policy") == Some("\"shown\";q=3;w=60")
+            && resp.header("ratelimit").is_some_and(|v| {
+                let t = v.strip_prefix(&format!("\"shown\";r={remaining};t="));
+                t.and_then(|t| t.parse::<u32>().ok())
+                    .is_some_and(|t| (1..=60).contains(&t))
+            });
+        f.check(
+            &format!("r={remaining}"),
+            ok.then_some(()).ok_or(resp.summary()),
+        );
+    }
+    let resp = nginx.get("/shown/").bearer(&ivan).send();
+    f.check(
+        "then 429",
+        (resp.status == 429
+            && resp.header("ratelimit-policy") == Some("\"shown\";q=3;w=60")
+            && resp
+                .header("ratelimit")
+                .is_some_and(|v| v.contains(";r=0;")))
+        .then_some(())
+        .ok_or(resp.summary()),
+    );
+    let resp = nginx.get("/limited/").bearer(&sub("judy")).send();
+    f.check(
+        "none on a success of a zone without it",
+        (resp.status == 200 && resp.header("ratelimit").is_none())
+            .then_some(())
+            .ok_or(resp.summary()),
+    );
+    f.assert();
+    nginx.finish();
+}
+
+/// A reload that leaves the limit zones as they are keeps the counts: a client limited
+/// before `nginx -s reload` stays limited after. A reload with a bad limit directive is
+/// refused and the running configuration, counts included, goes on.
+#[test]
+fn reload_keeps_the_counts_and_survives_a_bad_limit() {
+    let mut nginx = Nginx::http(CONF).workers(2).start();
+    let mut f = Failures::new();
+    let (grace, heidi) = (sub("grace"), sub("heidi"));
+    let statuses: Vec<u16> = (0..6)
+        .map(|_| nginx.get("/limited/").bearer(&grace).send().status)
+        .collect();
+    f.check(
+        "limited before the reload",
+        (statuses == [200, 200, 200, 200, 200, 429])
+            .then_some(())
+            .ok_or(format!("{statuses:?}")),
+    );
+    let moved = CONF.replace(
+        "location /free/ {",
+        "location /new/ {\n            proxy_pass {{upstream}};\n        }\n        location /free/ {",
+    );
+    f.check("reload", nginx.reload_with(&moved));
+    let resp = nginx.get("/limited/").bearer(&grace).send();
+    f.check(
+        "still limited after it",
+        (resp.status == 429).then_some(()).ok_or(resp.summary()),
+    );
+    f.check(
+        "the new configuration runs",
+        nginx.check_accepted("/new/", &grace).map(|_| ()),
+    );
+    let bad = moved.replace("rate=5r/m;", "rate=5r/h;");
+    let err = nginx.reload_with(&bad).unwrap_err();
+    f.check(
+        "a bad limit is refused",
+        (err.contains("invalid value \"rate=5r/h\"") && err.contains("auth_jwt_limit_zone"))
+            .then_some(())
+            .ok_or(err),
+    );
+    let resp = nginx.get("/limited/").bearer(&grace).send();
+    f.check(
+        "the running configuration goes on, counts kept",
+        (resp.status == 429 && resp.header("ratelimit-policy") == Some("\"per_sub\";q=5;w=60"))
+            .then_some(())
+            .ok_or(resp.summary()),
+    );
+    f.check(
+        "another identity passes",
+        nginx.check_accepted("/new/", &heidi).map(|_| ()),
+    );
+    f.check(
+        "two workers",
+        (nginx.worker_pids().len() == 2)
+            .then_some(())
+            .ok_or(format!("{:?}", nginx.worker_pids())),
+    );
+    f.assert();
+    nginx.allow_log("rate=5r/h");
+    nginx.finish();
+}
+
 #[test]
 fn bad_values_fail_nginx_t() {
     let mut f = Failures::new();
@@ -253,10 +427,8 @@ fn round_robin(nodes: &[Nginx], token: &str, run: Duration) -> (u64, u64, Vec<u1
 }
 
 /// Three NGINX instances sharing one real redis-server at many times the limit: 10 s synced,
-/// then 5 s with Redis down and 5 s after it is back. The cluster-wide count must stay within
-/// README's overshoot bound (`nodes × rate × sync` a window over the rate, here +30 %) and
-/// under-admit by at most 10 %; the measured share is printed (about +7 % on a quiet machine,
-/// +12 % once under CI load, when the sync threads run late).
+/// then 5 s with Redis down and 5 s after it is back. Synced, the cluster-wide count stays
+/// within 10 % of the rate either way (the issue's target; the measured share is printed).
 #[test]
 fn three_nodes_share_one_limit_through_redis() {
     let Some(mut redis) = Redis::start() else {
@@ -276,15 +448,14 @@ fn three_nodes_share_one_limit_through_redis() {
     let synced = Duration::from_secs(10);
     let (ok, limited, other) = round_robin(&nodes, &dave, synced);
     let expected = 50 * synced.as_secs();
-    // At most nodes (3) × rate (50) × sync (0.1 s) = 15 a second over the rate.
-    let bound = expected + 15 * synced.as_secs();
+    let bound = expected * 11 / 10;
     eprintln!(
         "synced: {ok} allowed ({:+.1} % of {expected}), {limited} refused, {} other",
         (ok as f64 / expected as f64 - 1.0) * 100.0,
         other.len()
     );
     f.check(
-        "cluster-wide within the documented overshoot bound",
+        "cluster-wide within 10 % of the rate",
         (ok * 10 >= expected * 9 && ok <= bound && limited > ok)
             .then_some(())
             .ok_or(format!(
@@ -293,7 +464,7 @@ fn three_nodes_share_one_limit_through_redis() {
     );
     let run = Duration::from_secs(5);
     let expected = 50 * run.as_secs();
-    let bound = expected + 15 * run.as_secs();
+    let bound = expected * 11 / 10;
     f.check(
         "no 5xx",
         other.is_empty().then_some(()).ok_or(format!("{other:?}")),
@@ -352,7 +523,7 @@ fn three_nodes_share_one_limit_through_redis() {
         );
     }
     f.check(
-        "back: within the bound again",
+        "back: within 10 % again",
         (ok * 10 >= expected * 9 && ok <= bound)
             .then_some(())
             .ok_or(format!("{ok} allowed")),

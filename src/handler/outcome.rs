@@ -26,7 +26,7 @@ use auth_jwt_core::dpop::{server_nonce, DpopRules};
 use auth_jwt_core::identity;
 use auth_jwt_core::jwt::alg::Alg;
 use auth_jwt_core::jwt::error::Status;
-use auth_jwt_core::limit::{policy_header, ratelimit_header};
+use auth_jwt_core::limit::{policy_header, ratelimit_header, LimitStatus, Shown};
 use ngx::http::HttpModuleMainConf;
 
 /// What the access check decided for one request. [`apply`] alone carries it out.
@@ -102,10 +102,16 @@ pub(super) fn apply(
                     headers::add_in(request.as_mut(), &h.name, &h.lowcase, &text).or_no_memory()?;
                 }
             }
+            // The limits passed (if any counted it) when the token was published for them.
+            let limit = ctx::get(request.as_ref()).map_or(LimitStatus::None, |c| c.limit);
+            if let LimitStatus::Passed(Some(shown)) = limit {
+                ratelimit_fields(request, shown)?;
+            }
             let ctx = JwtCtx {
                 status: Status::Ok,
                 error: String::new(),
                 token: Some(token),
+                limit,
             };
             ctx::put(request.as_mut(), ctx).or_no_memory()?;
             (Status::Ok, NGX_OK as ngx_int_t)
@@ -155,6 +161,7 @@ fn no_keys(
             status: Status::Bypass,
             error: "no keys available".into(),
             token: None,
+            limit: LimitStatus::None,
         };
         ctx::put(request.as_mut(), ctx).or_no_memory()?;
         return Ok((Status::Bypass, NGX_DECLINED as ngx_int_t));
@@ -168,6 +175,7 @@ fn unavailable(request: &mut Request, reason: &'static str) -> Result<(Status, n
         status: Status::NoKeys,
         error: reason.into(),
         token: None,
+        limit: LimitStatus::None,
     };
     ctx::put(request.as_mut(), ctx).or_no_memory()?;
     log_denial(request, Status::NoKeys, &reason, None, None);
@@ -196,6 +204,7 @@ fn too_many(
         status: Status::Ok,
         error: "rate limited".into(),
         token: Some(token),
+        limit: LimitStatus::Rejected,
     };
     ctx::put(request.as_mut(), ctx).or_no_memory()?;
     let r = request.as_mut();
@@ -206,6 +215,18 @@ fn too_many(
     let current = ratelimit_header(name, 0, refused.retry_after);
     headers::set_out(r, "RateLimit", &current).or_no_memory()?;
     Ok((Status::Ok, NGX_HTTP_TOO_MANY_REQUESTS as ngx_int_t))
+}
+
+/// `headers=always`: the RateLimit fields of a request the limits let through.
+fn ratelimit_fields(request: &mut Request, shown: Shown) -> Result<(), Error> {
+    let mcf = HttpAuthJwtModule::main_conf(request).ok_or(Error::NoMemory)?;
+    let conf = mcf.limits.get(shown.zone).ok_or(Error::NoMemory)?;
+    let name = &conf.args.name;
+    let policy = policy_header(name, &conf.args.policy);
+    let current = ratelimit_header(name, shown.remaining, shown.reset_s);
+    let r = request.as_mut();
+    headers::set_out(r, "RateLimit-Policy", &policy).or_no_memory()?;
+    headers::set_out(r, "RateLimit", &current).or_no_memory()
 }
 
 /// Seconds a client is told to wait while no keys are available.
@@ -274,6 +295,7 @@ fn refuse(
         status,
         error: reason.into_owned(),
         token,
+        limit: LimitStatus::None,
     };
     ctx::put(request.as_mut(), ctx).or_no_memory()?;
     Ok((status, code as ngx_int_t))

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::conf::ext::ComplexValue;
 use crate::revocation::RedisSource;
 use auth_jwt_core::limit::table::REDIS_UP;
-use auth_jwt_core::limit::{key_hash, Decision, LimitTable, LimitZoneArgs};
+use auth_jwt_core::limit::{key_hash, Decision, LimitStatus, LimitTable, LimitZoneArgs, Shown};
 
 pub mod sync;
 
@@ -104,18 +104,24 @@ pub struct Refused {
 
 /// The request path: one hit per limit, in order; the first refusal ends it. `key_of` gives
 /// the key's hash, or None for an empty key, which is not limited (as with `limit_req`).
+/// Ok(`Passed` when a limit counted the request, with the fields of the tightest zone that
+/// shows them; else `None`).
 pub fn check(
     zones: &LimitZones,
     confs: &[LimitZoneConf],
     limits: &[usize],
     key_of: impl Fn(&LimitZoneConf) -> Option<u64>,
     now_ms: u64,
-) -> Option<Refused> {
+) -> Result<LimitStatus, Refused> {
+    let (mut counted, mut shown) = (false, None);
     for &i in limits {
-        let conf = confs.get(i)?;
+        let Some(conf) = confs.get(i) else {
+            break;
+        };
         let Some(key) = key_of(conf) else {
             continue;
         };
+        counted = true;
         let p = &conf.args.policy;
         let table = zones.table(i);
         // Synced: the cluster's limit, each node spending its share of the room between two
@@ -125,14 +131,29 @@ pub fn check(
         } else {
             (p.alone(conf.args.nodes), 1)
         };
-        if let Decision::Limit { retry_after } = table.hit(key, now_ms, p.window_ms, limit, share) {
-            let log = table.log_due(key, now_ms / 1000);
-            return Some(Refused {
-                zone: i,
-                retry_after,
-                log,
-            });
+        match table.hit(key, now_ms, p.window_ms, limit, share) {
+            Decision::Limit { retry_after } => {
+                let log = table.log_due(key, now_ms / 1000);
+                return Err(Refused {
+                    zone: i,
+                    retry_after,
+                    log,
+                });
+            }
+            Decision::Allow { remaining, reset_s } if conf.args.headers_always => {
+                let here = Shown {
+                    zone: i,
+                    remaining,
+                    reset_s,
+                };
+                shown = Some(Shown::tighter(shown, here));
+            }
+            Decision::Allow { .. } => {}
         }
     }
-    None
+    Ok(if counted {
+        LimitStatus::Passed(shown)
+    } else {
+        LimitStatus::None
+    })
 }

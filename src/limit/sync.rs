@@ -29,6 +29,8 @@ struct Zone {
     name: String,
     window_ms: u64,
     sync: Duration,
+    /// The `nodes=` hint (1: none), for the estimate of the other nodes' unseen hits.
+    nodes: u32,
     redis: Arc<RedisSource>,
     conn: Option<Conn>,
     next: Instant,
@@ -48,6 +50,7 @@ pub fn start(
                 name: c.args.name.clone(),
                 window_ms: c.args.policy.window_ms,
                 sync: c.args.sync,
+                nodes: c.args.nodes.unwrap_or(1),
                 redis: Arc::clone(c.redis.as_ref()?),
                 conn: None,
                 next: Instant::now(),
@@ -97,7 +100,7 @@ fn step(z: &mut Zone, zones: &LimitZones, pid: u32, items: &mut Vec<SyncItem>) {
     match round_trip(z, items) {
         Ok(totals) => {
             for (item, total) in items.iter().zip(totals) {
-                table.fold(item, total, now, z.window_ms);
+                table.fold(item, total, now, z.window_ms, z.nodes);
             }
             if table.set_redis_state(REDIS_UP) {
                 log(

@@ -12,6 +12,8 @@ use std::time::Duration;
 use crate::directive::{parse_duration, ConfError};
 
 pub mod report;
+#[cfg(test)]
+mod sim;
 pub mod table;
 #[cfg(test)]
 mod tests;
@@ -39,6 +41,49 @@ impl Per {
         match self {
             Self::Second => 1000,
             Self::Minute => 60_000,
+        }
+    }
+}
+
+/// `$jwt_limit_status`: what the request's rate limits said, as `$limit_req_status` does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LimitStatus {
+    /// No limit counted the request (none configured, the token refused before the limits,
+    /// or every key empty): the variable is not found (empty, `-` in an access log).
+    #[default]
+    None,
+    /// Counted by every limit that applies, refused by none; with the RateLimit fields to
+    /// show when a zone has `headers=always`.
+    Passed(Option<Shown>),
+    /// Refused with 429.
+    Rejected,
+}
+
+impl LimitStatus {
+    pub fn as_str(self) -> Option<&'static str> {
+        match self {
+            Self::None => None,
+            Self::Passed(_) => Some("PASSED"),
+            Self::Rejected => Some("REJECTED"),
+        }
+    }
+}
+
+/// The RateLimit fields of a request a limit let through: the zone (its index), what
+/// remains after this request and the seconds until the window resets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shown {
+    pub zone: usize,
+    pub remaining: u32,
+    pub reset_s: u32,
+}
+
+impl Shown {
+    /// Of several zones, the one with the least remaining (the first on a tie).
+    pub fn tighter(a: Option<Self>, b: Self) -> Self {
+        match a {
+            Some(a) if a.remaining <= b.remaining => a,
+            _ => b,
         }
     }
 }
@@ -80,6 +125,8 @@ pub struct LimitZoneArgs {
     pub redis: Option<String>,
     pub sync: Duration,
     pub nodes: Option<u32>,
+    /// `headers=always`: the RateLimit fields on the responses the zone lets through too.
+    pub headers_always: bool,
 }
 
 /// Parses `rate=`'s value: `<N>r/s` or `<N>r/m`.
@@ -117,7 +164,7 @@ pub fn parse_size(v: &str) -> Result<usize, ConfError> {
 }
 
 /// Parses `auth_jwt_limit_zone <name> key=$v rate=N r/s|r/m [burst=] [size=] [redis=]
-/// [sync=] [nodes=]`.
+/// [sync=] [nodes=] [headers=always]`.
 pub fn parse_limit_zone(args: &[&str]) -> Result<LimitZoneArgs, ConfError> {
     let Some((name, rest)) = args.split_first() else {
         return Err(ConfError::Other("a zone name is required".into()));
@@ -126,7 +173,7 @@ pub fn parse_limit_zone(args: &[&str]) -> Result<LimitZoneArgs, ConfError> {
         return Err(ConfError::InvalidValue((*name).into()));
     }
     let (mut key, mut rate, mut burst, mut size) = (None, None, 0u32, DEFAULT_SIZE);
-    let (mut redis, mut sync, mut nodes) = (None, DEFAULT_SYNC, None);
+    let (mut redis, mut sync, mut nodes, mut headers_always) = (None, DEFAULT_SYNC, None, false);
     for arg in rest {
         let bad = || ConfError::InvalidValue((*arg).into());
         let (k, v) = arg.split_once('=').ok_or_else(bad)?;
@@ -146,6 +193,7 @@ pub fn parse_limit_zone(args: &[&str]) -> Result<LimitZoneArgs, ConfError> {
                     .ok_or_else(bad)?
             }
             "nodes" => nodes = Some(v.parse().ok().filter(|n| *n >= 1).ok_or_else(bad)?),
+            "headers" if v == "always" => headers_always = true,
             _ => return Err(bad()),
         }
     }
@@ -179,6 +227,7 @@ pub fn parse_limit_zone(args: &[&str]) -> Result<LimitZoneArgs, ConfError> {
         redis,
         sync,
         nodes,
+        headers_always,
     })
 }
 

@@ -30,6 +30,7 @@ const TRIES: usize = 64;
 const WMASK: u64 = (1 << 24) - 1;
 const CMASK: u64 = (1 << 20) - 1;
 const PMASK: u64 = (1 << 40) - 1;
+const LOW: u64 = u32::MAX as u64;
 
 /// Redis reachable at the last sync.
 pub const REDIS_UP: u64 = 1;
@@ -246,7 +247,7 @@ impl<'a> LimitTable<'a> {
     }
 
     /// Whether a refusal of `key` at second `now_s` is the first of that second (for the
-    /// one log line per key per second).
+    /// one log line per key per second). The second is the word's low half.
     pub fn log_due(&self, key: u64, now_s: u64) -> bool {
         for d in 0..PROBE.min(self.slots) {
             let s = ((key as usize) % self.slots + d) % self.slots;
@@ -255,12 +256,34 @@ impl<'a> LimitTable<'a> {
             }
             let last = self.at(s, 4);
             let old = last.load(Ordering::Relaxed);
-            return old != now_s
+            let now_s = now_s & LOW;
+            return old & LOW != now_s
                 && last
-                    .compare_exchange(old, now_s, Ordering::AcqRel, Ordering::Relaxed)
+                    .compare_exchange(
+                        old,
+                        (old & !LOW) | now_s,
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    )
                     .is_ok();
         }
         false
+    }
+
+    /// The cluster total the last fold of `window` read, kept in the high half of the log
+    /// word: set bit, window:11, total:20.
+    fn last_total(&self, s: usize, window: u64) -> Option<u64> {
+        let v = self.at(s, 4).load(Ordering::Relaxed) >> 32;
+        (v >> 31 == 1 && (v >> 20) & 0x7ff == window & 0x7ff).then_some(v & CMASK)
+    }
+
+    fn set_last_total(&self, s: usize, window: u64, total: u64) {
+        let high = ((1 << 31) | ((window & 0x7ff) << 20) | total.min(CMASK)) << 32;
+        let _ = self
+            .at(s, 4)
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |old| {
+                Some((old & LOW) | high)
+            });
     }
 
     /// Adds one unsynced hit for `window`; an older window's hits still there are dropped.
@@ -315,30 +338,42 @@ impl<'a> LimitTable<'a> {
         }
     }
 
-    /// Folds a cluster `total` for `item`'s window into its key: the key's count becomes at
-    /// least the total plus the hits counted here since the drain. Never lowers a count.
-    pub fn fold(&self, item: &SyncItem, total: u64, now_ms: u64, window_ms: u64) {
+    /// Folds a cluster `total` for `item`'s window into its key: the key's count becomes the
+    /// total, plus the hits counted here since the drain, plus — with a `nodes` hint — the
+    /// other nodes' hits Redis has not seen yet. Those are taken as what the others added to
+    /// Redis since this node's last sync of the window (`total - delta - last total`), or, at
+    /// a window's first sync, as `nodes - 1` times this node's `delta` (a round-robin
+    /// balancer gives every node the same share). The estimate holds until the next sync
+    /// replaces it, so a count may go down, never below what Redis holds.
+    pub fn fold(&self, item: &SyncItem, total: u64, now_ms: u64, window_ms: u64, nodes: u32) {
         if self.at(item.slot, 0).load(Ordering::Acquire) != item.key {
             return;
         }
         let window = now_ms / window_ms;
-        let since = self
-            .at(item.slot, 2 + (item.window & 1) as usize)
-            .load(Ordering::Acquire);
-        let since = if since >> 40 == item.window & WMASK {
-            since & PMASK
-        } else {
-            0
+        let unseen = match (nodes, self.last_total(item.slot, item.window)) {
+            (0 | 1, _) => 0,
+            (_, Some(last)) => total.saturating_sub(item.delta).saturating_sub(last),
+            (n, None) => item.delta * u64::from(n - 1),
         };
-        let seen = (total + since).min(u64::from(MAX_LIMIT)) as u32;
+        self.set_last_total(item.slot, item.window, total);
         let state = self.at(item.slot, 1);
         let mut old = state.load(Ordering::Acquire);
         for _ in 0..TRIES {
+            // Read after the state: a hit counts in the state first, then in the pending word.
+            let since = self
+                .at(item.slot, 2 + (item.window & 1) as usize)
+                .load(Ordering::Acquire);
+            let since = if since >> 40 == item.window & WMASK {
+                since & PMASK
+            } else {
+                0
+            };
+            let seen = (total + since + unseen).min(u64::from(MAX_LIMIT)) as u32;
             let mut c = unpack(old, window).at(window);
             if item.window == window {
-                c.cur = c.cur.max(seen);
+                c.cur = seen;
             } else if item.window + 1 == window {
-                c.prev = c.prev.max(seen);
+                c.prev = seen;
             } else {
                 return;
             }
