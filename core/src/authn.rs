@@ -80,6 +80,33 @@ pub struct Verified {
 }
 
 impl Verified {
+    fn new(
+        alg: Option<Alg>,
+        kid: Option<String>,
+        header: LazyJson,
+        times: claims::Times,
+        payload: token::Payload,
+    ) -> Self {
+        let token::Payload { claims, spans } = payload;
+        Self {
+            alg,
+            kid,
+            header,
+            times,
+            payload: claims.text().to_owned(),
+            nested_jws: None,
+            claims,
+            spans,
+            probe: OnceCell::new(),
+        }
+    }
+
+    /// Whether the token has a `cnf` claim: only such a token can be bound to a certificate
+    /// or a DPoP key. Read from the scan, so a token without costs its checks no claims tree.
+    pub fn has_cnf(&self) -> bool {
+        self.spans.has_cnf()
+    }
+
     /// What the revocation check looks up: `kid`, `jti`, `sub` (under `iss`) and `iat`, read
     /// from the payload's text (no `serde_json` tree) and hashed once; a cached token's later
     /// requests reuse it.
@@ -154,19 +181,8 @@ pub fn authenticate(
             let payload = token::Payload::from_bytes(plaintext).map_err(denial)?;
             let times =
                 claims::check_times(&payload.registered(), &policy.claims, now).map_err(denial)?;
-            let token::Payload { claims, spans } = payload;
-            let verified = Verified {
-                alg: None,
-                kid,
-                header: LazyJson::new(header, HEADER_LIMITS),
-                times,
-                payload: claims.text().to_owned(),
-                nested_jws: None,
-                claims,
-                spans,
-                probe: OnceCell::new(),
-            };
-            Ok((verified, None))
+            let header = LazyJson::new(header, HEADER_LIMITS);
+            Ok((Verified::new(None, kid, header, times, payload), None))
         }
         Expect::Nested(keys) => {
             let outer = open(token, keys)?;
@@ -233,18 +249,7 @@ fn authenticate_jws(
         None => parsed.payload().map_err(denial)?,
     };
     let times = claims::check_times(&payload.registered(), &policy.claims, now).map_err(denial)?;
-    let token::Payload { claims, spans } = payload;
-    let verified = Verified {
-        alg: Some(parsed.alg),
-        kid: parsed.kid,
-        header: parsed.header,
-        times,
-        payload: claims.text().to_owned(),
-        nested_jws: None,
-        claims,
-        spans,
-        probe: OnceCell::new(),
-    };
+    let verified = Verified::new(Some(parsed.alg), parsed.kid, parsed.header, times, payload);
     Ok((verified, keys))
 }
 
