@@ -69,8 +69,6 @@ pub struct Verified {
     pub claims: LazyJson,
     /// `exp` and `nbf` of `claims`, read once.
     pub times: claims::Times,
-    /// The decoded payload (the claims).
-    pub payload: String,
     /// A nested token's inner JWS, which is `$jwt_payload` there (as in NGINX Plus).
     pub nested_jws: Option<String>,
     /// Where `iss` and `aud` are in `payload`, for the checks of later cache hits.
@@ -93,12 +91,16 @@ impl Verified {
             kid,
             header,
             times,
-            payload: claims.text().to_owned(),
             nested_jws: None,
             claims,
             spans,
             probe: OnceCell::new(),
         }
+    }
+
+    /// The decoded payload (the claims' JSON text), kept once, by the claims.
+    pub fn payload(&self) -> &str {
+        self.claims.text()
     }
 
     /// Whether the token has a `cnf` claim: only such a token can be bound to a certificate
@@ -112,7 +114,7 @@ impl Verified {
     /// requests reuse it.
     pub fn revocation_probe(&self) -> &Probe {
         self.probe.get_or_init(|| {
-            let raw = self.spans.of(&self.payload);
+            let raw = self.spans.of(self.claims.text());
             let (jti, sub, iss) = (raw.string("jti"), raw.string("sub"), raw.string("iss"));
             Probe::of(&Facts {
                 jti: jti.as_deref(),
@@ -366,7 +368,7 @@ fn recheck(verified: &Verified, policy: &Policy<'_>, now: i64) -> Result<(), Den
     if let Some(alg) = verified.alg.filter(|&a| !policy.algorithms.contains(a)) {
         return Err(denial(VerifyError::AlgNotAllowed(alg)));
     }
-    let registered = verified.spans.of(&verified.payload);
+    let registered = verified.spans.of(verified.payload());
     claims::check_with(&registered, verified.times, &policy.claims, now).map_err(denial)
 }
 

@@ -288,7 +288,7 @@ mod jwe_tests {
         let (v, by) = authenticate(token.as_bytes(), &[], &p, EXP - 10).unwrap();
         assert!(by.is_none());
         assert_eq!(v.alg, None);
-        assert_eq!(v.payload, claims_json());
+        assert_eq!(v.payload(), claims_json());
         assert!(v.header.text().contains("\"dir\""));
         // Claims are checked as for a signed token.
         let late = authenticate(token.as_bytes(), &[], &p, EXP).unwrap_err();
