@@ -203,7 +203,10 @@ impl Worker {
                 return;
             }
             let unit = self.random_unit();
-            self.record(&source, now, outcome, unit);
+            // Keys count from their arrival: a fetch slowed by a loaded machine or a slow IdP
+            // must not shorten `max_stale` (t/remote/failures.rs saw 1.86 s of 3 s, taking
+            // the time from before the fetch).
+            self.record(&source, unix_now(), outcome, unit);
         }
         sync(&source, self.zone);
     }

@@ -160,7 +160,7 @@ unsafe extern "C" fn get_payload(
         evaluate(r, v, |ctx| {
             let token = ctx.token.as_ref()?;
             Some(Cow::Borrowed(
-                token.nested_jws.as_deref().unwrap_or(&token.payload),
+                token.nested_jws.as_deref().unwrap_or(token.payload()),
             ))
         })
     }

@@ -69,8 +69,6 @@ pub struct Verified {
     pub claims: LazyJson,
     /// `exp` and `nbf` of `claims`, read once.
     pub times: claims::Times,
-    /// The decoded payload (the claims).
-    pub payload: String,
     /// A nested token's inner JWS, which is `$jwt_payload` there (as in NGINX Plus).
     pub nested_jws: Option<String>,
     /// Where `iss` and `aud` are in `payload`, for the checks of later cache hits.
@@ -80,12 +78,43 @@ pub struct Verified {
 }
 
 impl Verified {
+    fn new(
+        alg: Option<Alg>,
+        kid: Option<String>,
+        header: LazyJson,
+        times: claims::Times,
+        payload: token::Payload,
+    ) -> Self {
+        let token::Payload { claims, spans } = payload;
+        Self {
+            alg,
+            kid,
+            header,
+            times,
+            nested_jws: None,
+            claims,
+            spans,
+            probe: OnceCell::new(),
+        }
+    }
+
+    /// The decoded payload (the claims' JSON text), kept once, by the claims.
+    pub fn payload(&self) -> &str {
+        self.claims.text()
+    }
+
+    /// Whether the token has a `cnf` claim: only such a token can be bound to a certificate
+    /// or a DPoP key. Read from the scan, so a token without costs its checks no claims tree.
+    pub fn has_cnf(&self) -> bool {
+        self.spans.has_cnf()
+    }
+
     /// What the revocation check looks up: `kid`, `jti`, `sub` (under `iss`) and `iat`, read
     /// from the payload's text (no `serde_json` tree) and hashed once; a cached token's later
     /// requests reuse it.
     pub fn revocation_probe(&self) -> &Probe {
         self.probe.get_or_init(|| {
-            let raw = self.spans.of(&self.payload);
+            let raw = self.spans.of(self.claims.text());
             let (jti, sub, iss) = (raw.string("jti"), raw.string("sub"), raw.string("iss"));
             Probe::of(&Facts {
                 jti: jti.as_deref(),
@@ -154,19 +183,8 @@ pub fn authenticate(
             let payload = token::Payload::from_bytes(plaintext).map_err(denial)?;
             let times =
                 claims::check_times(&payload.registered(), &policy.claims, now).map_err(denial)?;
-            let token::Payload { claims, spans } = payload;
-            let verified = Verified {
-                alg: None,
-                kid,
-                header: LazyJson::new(header, HEADER_LIMITS),
-                times,
-                payload: claims.text().to_owned(),
-                nested_jws: None,
-                claims,
-                spans,
-                probe: OnceCell::new(),
-            };
-            Ok((verified, None))
+            let header = LazyJson::new(header, HEADER_LIMITS);
+            Ok((Verified::new(None, kid, header, times, payload), None))
         }
         Expect::Nested(keys) => {
             let outer = open(token, keys)?;
@@ -233,18 +251,7 @@ fn authenticate_jws(
         None => parsed.payload().map_err(denial)?,
     };
     let times = claims::check_times(&payload.registered(), &policy.claims, now).map_err(denial)?;
-    let token::Payload { claims, spans } = payload;
-    let verified = Verified {
-        alg: Some(parsed.alg),
-        kid: parsed.kid,
-        header: parsed.header,
-        times,
-        payload: claims.text().to_owned(),
-        nested_jws: None,
-        claims,
-        spans,
-        probe: OnceCell::new(),
-    };
+    let verified = Verified::new(Some(parsed.alg), parsed.kid, parsed.header, times, payload);
     Ok((verified, keys))
 }
 
@@ -361,7 +368,7 @@ fn recheck(verified: &Verified, policy: &Policy<'_>, now: i64) -> Result<(), Den
     if let Some(alg) = verified.alg.filter(|&a| !policy.algorithms.contains(a)) {
         return Err(denial(VerifyError::AlgNotAllowed(alg)));
     }
-    let registered = verified.spans.of(&verified.payload);
+    let registered = verified.spans.of(verified.payload());
     claims::check_with(&registered, verified.times, &policy.claims, now).map_err(denial)
 }
 

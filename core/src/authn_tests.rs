@@ -171,12 +171,54 @@ fn oversized_token_is_refused_before_parsing() {
 
 /// The revocation probe read from the payload's text is the one the claims tree gives,
 /// escapes, fractions and wrong types included.
-#[test]
-fn the_revocation_probe_from_the_text_matches_the_tree() {
+/// A token signed with the vectors' HS256 key.
+fn hs256_token(header: &str, payload: &str) -> String {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine as _;
     use openssl::hash::MessageDigest;
     let secret = URL_SAFE_NO_PAD.decode(HS256_K).unwrap();
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header),
+        URL_SAFE_NO_PAD.encode(payload)
+    );
+    let tag = crate::jwt::testkit::hmac_sign(MessageDigest::sha256(), &secret, input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag))
+}
+
+/// The sender-constrained checks skip a token without `cnf` on the scan's word: it must
+/// agree with the claims tree, escaped names included, nested members excluded.
+#[test]
+fn has_cnf_from_the_scan_matches_the_tree() {
+    let policy = Policy {
+        max_size: 16 * 1024,
+        algorithms: AlgSet::all(),
+        claims: ClaimRules {
+            require_exp: false,
+            ..rules()
+        },
+        expect: Expect::Signed,
+    };
+    let payloads = [
+        (r#"{"sub":"a","cnf":{"jkt":"x"}}"#, true),
+        (r#"{"c\u006ef":{"x5t#S256":"y"}}"#, true),
+        (r#"{"cnf":"not an object"}"#, true),
+        (r#"{"cnf":null}"#, true),
+        (r#"{"sub":{"cnf":{"jkt":"x"}}}"#, false),
+        (r#"{"cnfx":1,"cn":2}"#, false),
+        (r#"{}"#, false),
+    ];
+    for (payload, expected) in payloads {
+        let token = hs256_token(r#"{"alg":"HS256"}"#, payload);
+        let (verified, _) = authenticate(token.as_bytes(), &hs256_keys(), &policy, 0)
+            .unwrap_or_else(|d| panic!("{payload}: {:?}", d.error));
+        assert_eq!(verified.has_cnf(), expected, "{payload}");
+        assert_eq!(verified.claims.contains_key("cnf"), expected, "{payload}");
+    }
+}
+
+#[test]
+fn the_revocation_probe_from_the_text_matches_the_tree() {
     let policy = Policy {
         max_size: 16 * 1024,
         algorithms: AlgSet::all(),
@@ -196,14 +238,7 @@ fn the_revocation_probe_from_the_text_matches_the_tree() {
     ];
     for (n, payload) in payloads.iter().enumerate() {
         for header in [r#"{"alg":"HS256"}"#, r#"{"alg":"HS256","kid":"k\/1"}"#] {
-            let input = format!(
-                "{}.{}",
-                URL_SAFE_NO_PAD.encode(header),
-                URL_SAFE_NO_PAD.encode(payload)
-            );
-            let tag =
-                crate::jwt::testkit::hmac_sign(MessageDigest::sha256(), &secret, input.as_bytes());
-            let token = format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag));
+            let token = hs256_token(header, payload);
             let sources = if header.contains("kid") {
                 let jwks = format!(r#"{{"keys":[{{"kty":"oct","kid":"k/1","k":"{HS256_K}"}}]}}"#);
                 let keys = Arc::new(jwks::parse_jwks(jwks.as_bytes()).unwrap().keys);
@@ -253,7 +288,7 @@ mod jwe_tests {
         let (v, by) = authenticate(token.as_bytes(), &[], &p, EXP - 10).unwrap();
         assert!(by.is_none());
         assert_eq!(v.alg, None);
-        assert_eq!(v.payload, claims_json());
+        assert_eq!(v.payload(), claims_json());
         assert!(v.header.text().contains("\"dir\""));
         // Claims are checked as for a signed token.
         let late = authenticate(token.as_bytes(), &[], &p, EXP).unwrap_err();

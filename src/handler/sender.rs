@@ -28,7 +28,8 @@ pub(super) fn mtls_refusal(
 ) -> Option<Outcome> {
     let conf = lcf.mtls.as_ref();
     let policy = conf.map_or(MtlsPolicy::Optional, |c| c.policy);
-    if policy == MtlsPolicy::Off {
+    // Only a token with `cnf` can be bound; one without passes unless a binding is required.
+    if policy == MtlsPolicy::Off || (policy == MtlsPolicy::Optional && !verified.has_cnf()) {
         return None;
     }
     // The certificate is read only for a bound token (or to refuse an unbound one).
@@ -120,6 +121,12 @@ pub(super) fn dpop_refusal(
     scheme: Scheme,
     now: i64,
 ) -> Option<Outcome> {
+    // A bearer token without `cnf` passes `optional` (the default) with nothing to check.
+    let policy = lcf.dpop.as_ref().map_or(DpopPolicy::Optional, |r| r.policy);
+    let unbound_bearer = scheme != Scheme::Dpop && !verified.has_cnf();
+    if policy == DpopPolicy::Off || (policy == DpopPolicy::Optional && unbound_bearer) {
+        return None;
+    }
     let default;
     let rules = match &lcf.dpop {
         Some(rules) => rules,
@@ -128,9 +135,6 @@ pub(super) fn dpop_refusal(
             &default
         }
     };
-    if rules.policy == DpopPolicy::Off {
-        return None;
-    }
     let zone = zone_of(request);
     let result = dpop_check(request, rules, verified, token, scheme, now, zone);
     let counters = zone.map(|z| z.worker_counters());

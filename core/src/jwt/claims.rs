@@ -93,6 +93,8 @@ pub struct Spans {
     jti: Option<Span>,
     sub: Option<Span>,
     iat: Option<Span>,
+    /// `cnf` (RFC 7800): read by the sender-constrained checks, which skip a token without.
+    cnf: Option<Span>,
 }
 
 impl Spans {
@@ -106,9 +108,16 @@ impl Spans {
             b"jti" => &mut self.jti,
             b"sub" => &mut self.sub,
             b"iat" => &mut self.iat,
+            b"cnf" => &mut self.cnf,
             _ => return,
         };
         *slot = Some(value);
+    }
+
+    /// Whether the payload has a top-level `cnf` member (of any type: the sender-constrained
+    /// checks judge it). The scan unescaped the name, so `"c\u006ef"` counts too.
+    pub fn has_cnf(&self) -> bool {
+        self.cnf.is_some()
     }
 
     /// The claims of `payload`, the text these spans were recorded from.
