@@ -217,11 +217,15 @@ fn dpop_check(
         u32::try_from(proof.expires).unwrap_or(u32::MAX),
         u32::try_from(now).unwrap_or(0),
     );
-    let seen = zone.map_or(Seen::Full, |z| {
-        replay::record(z.dpop_replay.slots(), &proof.jti_digest, expires, now)
-    });
-    match seen {
-        Seen::Fresh => Ok(true),
+    let Some(zone) = zone else {
+        return Err(DpopError::Proof("not recorded: replay cache full"));
+    };
+    let replays = &zone.dpop_replay;
+    match replay::record(replays.slots(), &proof.jti_digest, expires, now) {
+        Seen::Fresh => {
+            replays.share(&proof.jti_digest, expires);
+            Ok(true)
+        }
         Seen::Replay => Err(DpopError::Replay),
         Seen::Full => Err(DpopError::Proof("not recorded: replay cache full")),
     }

@@ -14,6 +14,7 @@ use crate::jwt::json::{self, Limits};
 
 pub mod jwk;
 pub mod replay;
+pub mod share;
 
 /// Longest proof read; a longer one is refused before any parsing.
 pub const MAX_PROOF: usize = 8 * 1024;
