@@ -53,7 +53,7 @@ pub fn start(redis: Arc<RedisSource>, zone: &'static ReplayZone) -> std::io::Res
         };
         std::thread::scope(|s| {
             let receiver = std::thread::Builder::new()
-                .name("auth_jwt dpop rx".into())
+                .name("auth_jwt dpop r".into())
                 .spawn_scoped(s, || run(&shared, Receiver::new(node.clone())));
             if receiver.is_err() {
                 log(
