@@ -7,12 +7,13 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use ngx::core::NgxStr;
-use ngx::http::Request;
+use ngx::http::{HttpModuleMainConf, Request};
 
 use super::outcome::{Kind, Outcome, Refusal};
 use super::{zone_of, Scheme};
 use crate::conf::JwtLocConf;
 use crate::zone::ZoneData;
+use crate::HttpAuthJwtModule;
 use auth_jwt_core::authn::Verified;
 use auth_jwt_core::dpop::jwk::KeyCache;
 use auth_jwt_core::dpop::replay::{self, Seen};
@@ -223,7 +224,13 @@ fn dpop_check(
     let replays = &zone.dpop_replay;
     match replay::record(replays.slots(), &proof.jti_digest, expires, now) {
         Seen::Fresh => {
-            replays.share(&proof.jti_digest, expires);
+            // Only while this configuration shares (a reload may have dropped Redis and left
+            // the outbox in the zone, with nobody to empty it).
+            let sharing =
+                HttpAuthJwtModule::main_conf(request).is_some_and(|m| m.revocation.redis.is_some());
+            if sharing {
+                replays.share(&proof.jti_digest, expires);
+            }
             Ok(true)
         }
         Seen::Replay => Err(DpopError::Replay),
