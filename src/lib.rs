@@ -23,6 +23,7 @@ mod keyreq;
 mod keys;
 mod limit;
 mod log;
+mod replay;
 mod report;
 mod revocation;
 mod state;

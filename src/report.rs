@@ -15,6 +15,7 @@ use crate::headers::copy_str;
 use crate::keys::{RemoteSource, SourceKind};
 use crate::log::boundary;
 use crate::{state, time, zone, HttpAuthJwtModule};
+use auth_jwt_core::dpop::share::ShareReport;
 use auth_jwt_core::limit::report as limit_report;
 use auth_jwt_core::metrics::{self, SourceReport, StatusReport};
 use auth_jwt_core::revocation::report::RevocationReport;
@@ -42,6 +43,9 @@ unsafe extern "C" fn metrics_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
                 body.push_str(&rv.prometheus(now));
             }
             body.push_str(&limit_report::prometheus(&limit_reports(request, zone)));
+            if let Some(share) = share_report(request, zone) {
+                body.push_str(&share.prometheus());
+            }
             ("text/plain; version=0.0.4; charset=utf-8", body)
         })
     }
@@ -70,6 +74,7 @@ unsafe extern "C" fn status_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
                     .iter()
                     .map(|r| r.json())
                     .collect(),
+                dpop_replay: share_report(request, zone).map(|r| r.json()),
             });
             ("application/json", body)
         })
@@ -96,6 +101,12 @@ fn revocation_report(request: &Request, zone: &zone::ZoneData) -> Option<Revocat
     let mcf = HttpAuthJwtModule::main_conf(request)?;
     let conf = &mcf.revocation;
     conf.enabled().then(|| zone.revocations.report(conf))
+}
+
+/// The DPoP replay sharing's part of both pages, when the node shares through Redis.
+fn share_report(request: &Request, zone: &zone::ZoneData) -> Option<ShareReport> {
+    let mcf = HttpAuthJwtModule::main_conf(request)?;
+    Some(zone.dpop_replay.report(mcf.revocation.redis.as_ref()?))
 }
 
 /// Gathers what both pages show, lets `render` write the body, and serves it; a panic is

@@ -22,6 +22,8 @@ static FETCHER: Mutex<Option<Background>> = Mutex::new(None);
 static REVOKER: Mutex<Option<Background>> = Mutex::new(None);
 /// This worker's rate-limit sync thread, if a limit zone has `redis=`.
 static LIMITER: Mutex<Option<Background>> = Mutex::new(None);
+/// This worker's DPoP replay sharing thread, with `auth_jwt_revocation_redis`.
+static SHARER: Mutex<Option<Background>> = Mutex::new(None);
 
 /// How often the event loop writes the fetcher's queued log lines.
 const LOG_INTERVAL_MS: usize = 1000;
@@ -58,6 +60,16 @@ fn start(cycle: &ngx_cycle_t) -> ngx_int_t {
             Ok(s) => *REVOKER.lock().unwrap_or_else(|p| p.into_inner()) = Some(s),
             Err(e) => {
                 log_alert!(cycle.log, "cannot start the revocation sync: {e}");
+                return NGX_ERROR as ngx_int_t;
+            }
+        }
+    }
+    if let Some(redis) = &mcf.revocation.redis {
+        let redis = std::sync::Arc::clone(redis);
+        match with_signals_blocked(|| crate::replay::sync::start(redis, &zone.dpop_replay)) {
+            Ok(s) => *SHARER.lock().unwrap_or_else(|p| p.into_inner()) = Some(s),
+            Err(e) => {
+                log_alert!(cycle.log, "cannot start the DPoP replay sharing: {e}");
                 return NGX_ERROR as ngx_int_t;
             }
         }
@@ -120,7 +132,14 @@ pub unsafe extern "C" fn exit_process(cycle: *mut ngx_cycle_t) {
     let fetcher = FETCHER.lock().unwrap_or_else(|p| p.into_inner()).take();
     let revoker = REVOKER.lock().unwrap_or_else(|p| p.into_inner()).take();
     let limiter = LIMITER.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let sharer = SHARER.lock().unwrap_or_else(|p| p.into_inner()).take();
     log::boundary("exit_process", log, (), move || {
+        if let Some(sharer) = sharer {
+            if let Err(bound) = sharer.stop() {
+                let line = format!("DPoP replay sharing still running after {bound:?}");
+                fetch::log(NGX_LOG_ALERT, line);
+            }
+        }
         if let Some(limiter) = limiter {
             if let Err(bound) = limiter.stop() {
                 let line = format!("rate-limit sync still running after {bound:?}");

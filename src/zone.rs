@@ -8,7 +8,7 @@
 
 use core::ffi::c_void;
 use core::ptr::{self, NonNull};
-use core::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicI64, AtomicPtr, AtomicU64, Ordering};
 
 use nginx_sys::{
     ngx_int_t, ngx_shm_zone_t, ngx_slab_calloc, ngx_slab_free, ngx_slab_pool_t, NGX_ERROR, NGX_OK,
@@ -24,9 +24,7 @@ use auth_jwt_core::metrics::{self, Counters};
 pub const MAX_SOURCES: usize = 32;
 const MAGIC: u64 = u64::from_be_bytes(*b"auth_jwt");
 /// Bump when `ZoneData` changes shape: a reload with another layout starts a fresh table.
-const LAYOUT_VERSION: u64 = 5;
-/// The DPoP replay table takes this fraction of `auth_jwt_zone` (16m: 131,072 proofs).
-const DPOP_REPLAY_SHARE: usize = 16;
+const LAYOUT_VERSION: u64 = 6;
 /// Workers with their own counter slot; more share slots (sums stay right, atomics).
 pub const MAX_WORKERS: usize = 64;
 
@@ -174,45 +172,9 @@ pub struct ZoneData {
     pub slots: [Slot; MAX_SOURCES],
     pub counters: [WorkerCounters; MAX_WORKERS],
     pub revocations: crate::revocation::RevocationZone,
-    /// DPoP proofs seen within their window (`auth_jwt_core::dpop::replay`).
-    pub dpop_replay: ReplayZone,
+    /// DPoP proofs seen within their window, and the outbox sharing them (`crate::replay`).
+    pub dpop_replay: crate::replay::ReplayZone,
     pub limits: crate::limit::LimitZones,
-}
-
-/// The DPoP replay table: one slab allocation of `auth_jwt_zone / 16` bytes (8 a slot), made
-/// when the zone is first set up and kept, with its entries, across reloads.
-#[repr(C)]
-pub struct ReplayZone {
-    slots: AtomicPtr<AtomicU64>,
-    len: AtomicUsize,
-}
-
-impl ReplayZone {
-    /// The table (empty until allocated).
-    pub fn slots(&self) -> &[AtomicU64] {
-        let p = self.slots.load(Ordering::Acquire);
-        if p.is_null() {
-            return &[];
-        }
-        // SAFETY: a non-NULL `slots` is a zeroed slab allocation of `len` u64 made by
-        // `allocate`, never freed while the zone lives; atomics have the layout of u64.
-        unsafe { core::slice::from_raw_parts(p, self.len.load(Ordering::Relaxed)) }
-    }
-
-    /// Allocates the table once for a zone of `zone_size` bytes; false when it has no room.
-    pub fn allocate(&self, zone_size: usize, alloc: impl Fn(usize) -> *mut u8) -> bool {
-        if !self.slots.load(Ordering::Acquire).is_null() {
-            return true;
-        }
-        let len = zone_size / DPOP_REPLAY_SHARE / 8;
-        let p = alloc(len * 8).cast::<AtomicU64>();
-        if p.is_null() || len == 0 {
-            return false;
-        }
-        self.len.store(len, Ordering::Relaxed);
-        self.slots.store(p, Ordering::Release);
-        true
-    }
 }
 
 // SAFETY: `ZoneData` lives in shared memory; every mutable field is behind a lock or atomic,

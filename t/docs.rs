@@ -69,6 +69,7 @@ const SENDER_LINES: &[&str] = &[
     "iat outside the acceptance window",
     "DPoP proof replayed",
     "DPoP-bound token sent as a bearer token",
+    "DPoP replay sharing with",
 ];
 
 /// Lines of the rate limits (some need a live Redis): produced by t/ratelimit.rs, which must
@@ -153,7 +154,12 @@ fn troubleshooting_log_lines_are_real() {
         include_str!("revocation/table.rs"),
     ]
     .concat();
-    let sender = [include_str!("mtls.rs"), include_str!("dpop.rs")].concat();
+    let sender = [
+        include_str!("mtls.rs"),
+        include_str!("dpop.rs"),
+        include_str!("dpop/shared.rs"),
+    ]
+    .concat();
     let limits = include_str!("ratelimit.rs");
     // Lines only a live peer produces: the test files that must assert each fragment.
     let groups: [(&[&str], &str, &str); 4] = [

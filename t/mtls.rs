@@ -263,16 +263,16 @@ fn behind_a_terminator_the_certificate_comes_from_a_variable() {
     let metrics = crate::harness::Request::new(port2, "GET", "/metrics")
         .send()
         .text();
-    for line in [
+    let lines = [
         "nginx_auth_jwt_sender_constrained_total{method=\"mtls\",result=\"ok\"} 1",
         "nginx_auth_jwt_sender_constrained_total{method=\"mtls\",result=\"mismatch\"} 1",
         "nginx_auth_jwt_sender_constrained_total{method=\"mtls\",result=\"no_certificate\"} 1",
         "nginx_auth_jwt_sender_constrained_total{method=\"mtls\",result=\"bad_certificate\"} 1",
-    ] {
-        if !metrics.contains(line) {
-            f.check::<()>("metrics", Err(format!("no {line:?} in\n{metrics}")));
-        }
-    }
+    ];
+    f.check(
+        "metrics",
+        crate::harness::expect::lines_in(&metrics, &lines),
+    );
     f.assert();
     nginx.finish();
 }

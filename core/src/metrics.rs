@@ -102,6 +102,8 @@ pub struct StatusReport<'a> {
     pub revocations: Option<Value>,
     /// One object per `auth_jwt_limit_zone`.
     pub limits: Vec<Value>,
+    /// The DPoP replay sharing (`dpop::share`), when the node shares through Redis.
+    pub dpop_replay: Option<Value>,
 }
 
 /// The Prometheus text format (version 0.0.4).
@@ -307,6 +309,7 @@ pub fn status_json(r: &StatusReport<'_>) -> String {
         "sender_constrained": sender,
         "revocations": r.revocations,
         "limits": r.limits,
+        "dpop_replay": r.dpop_replay,
     });
     let mut text = serde_json::to_string_pretty(&status).unwrap_or_default();
     text.push('\n');
@@ -404,6 +407,7 @@ mod tests {
             cache_capacity: 1024,
             revocations: None,
             limits: Vec::new(),
+            dpop_replay: None,
         });
         let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["module"]["version"], "0.1.0");

@@ -124,7 +124,7 @@ pub fn binding(claims: &Map<String, Value>) -> Result<Option<&str>, MtlsError> {
 
 /// RFC 8705 `x5t#S256`: base64url (no padding) of the SHA-256 of the certificate's DER.
 pub fn thumbprint(der: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(openssl::sha::sha256(der))
+    URL_SAFE_NO_PAD.encode(crate::jwt::verify::sha256(der))
 }
 
 /// The client certificate (DER) from a variable's value: PEM, or PEM URL-encoded the way

@@ -162,7 +162,7 @@ unsafe fn claim_slots(shm_zone: *mut ngx_shm_zone_t, old: *mut c_void) -> ngx_in
             let size = size - crate::limit::zone_bytes(&mcf.limits);
             let replay = || {
                 zone.dpop_replay
-                    .allocate(size, |n| zone.alloc(n))
+                    .allocate(size, rv.redis.is_some(), |n| zone.alloc(n))
                     .then_some(())
                     .ok_or_else(|| {
                         "auth_jwt_zone is too small for the DPoP replay table".to_owned()

@@ -7,12 +7,13 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use ngx::core::NgxStr;
-use ngx::http::Request;
+use ngx::http::{HttpModuleMainConf, Request};
 
 use super::outcome::{Kind, Outcome, Refusal};
 use super::{zone_of, Scheme};
 use crate::conf::JwtLocConf;
 use crate::zone::ZoneData;
+use crate::HttpAuthJwtModule;
 use auth_jwt_core::authn::Verified;
 use auth_jwt_core::dpop::jwk::KeyCache;
 use auth_jwt_core::dpop::replay::{self, Seen};
@@ -221,11 +222,21 @@ fn dpop_check(
         u32::try_from(proof.expires).unwrap_or(u32::MAX),
         u32::try_from(now).unwrap_or(0),
     );
-    let seen = zone.map_or(Seen::Full, |z| {
-        replay::record(z.dpop_replay.slots(), &proof.jti_digest, expires, now)
-    });
-    match seen {
-        Seen::Fresh => Ok(true),
+    let Some(zone) = zone else {
+        return Err(DpopError::Proof("not recorded: replay cache full"));
+    };
+    let replays = &zone.dpop_replay;
+    match replay::record(replays.slots(), &proof.jti_digest, expires, now) {
+        Seen::Fresh => {
+            // Only while this configuration shares (a reload may have dropped Redis and left
+            // the outbox in the zone, with nobody to empty it).
+            let sharing =
+                HttpAuthJwtModule::main_conf(request).is_some_and(|m| m.revocation.redis.is_some());
+            if sharing {
+                replays.share(&proof.jti_digest, expires);
+            }
+            Ok(true)
+        }
         Seen::Replay => Err(DpopError::Replay),
         Seen::Full => Err(DpopError::Proof("not recorded: replay cache full")),
     }

@@ -168,29 +168,46 @@ impl Conn {
 
     /// Waits up to `block` for entries after `after`.
     pub fn read(&mut self, after: Id, block: Duration) -> Result<Vec<StreamEntry>, String> {
-        let reply: Value = redis::cmd("XREAD")
-            .arg("COUNT")
+        let stream = self.stream.clone();
+        self.read_from(&stream, after, block)
+    }
+
+    /// Waits up to `block` for entries of `stream` after `after`.
+    pub fn read_from(
+        &mut self,
+        stream: &str,
+        after: Id,
+        block: Duration,
+    ) -> Result<Vec<StreamEntry>, String> {
+        let mut cmd = redis::cmd("XREAD");
+        cmd.arg("COUNT")
             .arg(PAGE)
             .arg("BLOCK")
-            .arg(block.as_millis() as u64)
+            .arg(block.as_millis() as u64);
+        let reply: Value = cmd
             .arg("STREAMS")
-            .arg(&self.stream)
+            .arg(stream)
             .arg(id_arg(after))
             .query(&mut self.con)
             .map_err(|e| text(&e))?;
-        // RESP2: nil, or [[stream, entries]]; RESP3 servers answer a map.
-        match reply {
-            Value::Nil => Ok(Vec::new()),
-            Value::Array(streams) => match streams.first() {
-                Some(Value::Array(pair)) if pair.len() == 2 => entries(&pair[1]),
-                None => Ok(Vec::new()),
-                _ => Err("unexpected reply to XREAD".into()),
-            },
-            Value::Map(streams) => match streams.first() {
-                Some((_, v)) => entries(v),
-                None => Ok(Vec::new()),
-            },
+        xread_entries(&reply)
+    }
+}
+
+/// The entries of an `XREAD` reply of one stream.
+fn xread_entries(reply: &Value) -> Result<Vec<StreamEntry>, String> {
+    // RESP2: nil, or [[stream, entries]]; RESP3 servers answer a map.
+    match reply {
+        Value::Nil => Ok(Vec::new()),
+        Value::Array(streams) => match streams.first() {
+            Some(Value::Array(pair)) if pair.len() == 2 => entries(&pair[1]),
+            None => Ok(Vec::new()),
             _ => Err("unexpected reply to XREAD".into()),
-        }
+        },
+        Value::Map(streams) => match streams.first() {
+            Some((_, v)) => entries(v),
+            None => Ok(Vec::new()),
+        },
+        _ => Err("unexpected reply to XREAD".into()),
     }
 }

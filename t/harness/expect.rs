@@ -139,6 +139,14 @@ pub fn insufficient_scope(resp: &Response, realm: &str) -> Result<(), String> {
     }
 }
 
+/// Every one of `lines` is in `text` (a metrics page, say).
+pub fn lines_in(text: &str, lines: &[&str]) -> Result<(), String> {
+    match lines.iter().find(|l| !text.contains(*l)) {
+        Some(line) => Err(format!("no {line:?} in\n{text}")),
+        None => Ok(()),
+    }
+}
+
 /// Never a 5xx for anything a client sends.
 pub fn not_5xx(resp: &Response) -> Result<(), String> {
     if resp.status >= 500 {

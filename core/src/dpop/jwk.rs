@@ -25,29 +25,46 @@ fn required(kty: &str) -> Option<&'static [&'static str]> {
     }
 }
 
-/// Keys of earlier proofs by thumbprint: a client signs every proof with the same key, and
-/// making an OpenSSL key from a JWK (the point check is a scalar multiplication) costs more
-/// than the signature check. Bounded: emptied when full.
+/// Keys of earlier proofs, by the RFC 7638 canonical JSON of their `jwk` (with its
+/// thumbprint): a client signs every proof with the same key, and making an OpenSSL key from
+/// a JWK (the point check is a scalar multiplication) costs more than the signature check;
+/// hashing the canonical JSON again for the thumbprint costs more than looking it up.
+/// Bounded: emptied when full.
 #[derive(Default)]
 pub struct KeyCache {
-    keys: HashMap<String, Arc<KeySet>>,
+    keys: HashMap<String, (String, Arc<KeySet>)>,
 }
 
 /// Keys a worker's [`KeyCache`] holds before it starts over.
 const KEY_CACHE_ENTRIES: usize = 1024;
 
 impl KeyCache {
-    /// The key set of `jwk`, whose RFC 7638 thumbprint is `thumbprint` (which covers every
-    /// member that makes the key, so equal thumbprints mean the same public key).
-    pub fn get(&mut self, jwk: &Value, thumbprint: &str) -> Result<Arc<KeySet>, DpopError> {
-        if let Some(keys) = self.keys.get(thumbprint) {
-            return Ok(Arc::clone(keys));
+    /// The key set of `jwk`, once its RFC 7638 thumbprint is known to equal `jkt` (compared
+    /// in constant time, before any key is made from it). The canonical JSON covers every
+    /// member that makes the key, so equal texts mean the same public key and thumbprint.
+    pub fn key_for(&mut self, jwk: &Value, jkt: &str) -> Result<Arc<KeySet>, DpopError> {
+        let canonical = canonical(jwk)?;
+        let same = |thumbprint: &str| {
+            jkt.len() == thumbprint.len()
+                && openssl::memcmp::eq(jkt.as_bytes(), thumbprint.as_bytes())
+        };
+        let mismatch = DpopError::Proof("key does not match the token's cnf.jkt");
+        if let Some((thumbprint, keys)) = self.keys.get(&canonical) {
+            return if same(thumbprint) {
+                Ok(Arc::clone(keys))
+            } else {
+                Err(mismatch)
+            };
+        }
+        let thumbprint = hash(&canonical);
+        if !same(&thumbprint) {
+            return Err(mismatch);
         }
         let keys = Arc::new(key_set(jwk)?);
         if self.keys.len() >= KEY_CACHE_ENTRIES {
             self.keys.clear();
         }
-        self.keys.insert(thumbprint.to_owned(), Arc::clone(&keys));
+        self.keys.insert(canonical, (thumbprint, Arc::clone(&keys)));
         Ok(keys)
     }
 }
@@ -55,6 +72,11 @@ impl KeyCache {
 /// The RFC 7638 SHA-256 thumbprint of a proof header's `jwk`, once it is known to be public
 /// and asymmetric.
 pub fn public_thumbprint(jwk: &Value) -> Result<String, DpopError> {
+    canonical(jwk).map(|c| hash(&c))
+}
+
+/// The RFC 7638 canonical JSON of a public, asymmetric `jwk`.
+fn canonical(jwk: &Value) -> Result<String, DpopError> {
     let jwk = jwk
         .as_object()
         .ok_or(DpopError::Proof("jwk is not an object"))?;
@@ -63,7 +85,11 @@ pub fn public_thumbprint(jwk: &Value) -> Result<String, DpopError> {
     }
     let kty = jwk.get("kty").and_then(Value::as_str).unwrap_or_default();
     let members = required(kty).ok_or(DpopError::Proof("jwk is not an asymmetric key"))?;
-    thumbprint(jwk, members)
+    canonical_json(jwk, members)
+}
+
+fn hash(canonical: &str) -> String {
+    URL_SAFE_NO_PAD.encode(crate::jwt::verify::sha256(canonical.as_bytes()))
 }
 
 /// The public key of a proof header's `jwk`, and its RFC 7638 SHA-256 thumbprint.
@@ -81,9 +107,11 @@ fn key_set(jwk: &Value) -> Result<KeySet, DpopError> {
     Ok(parsed.keys)
 }
 
-/// RFC 7638: base64url SHA-256 of the required members as compact JSON in name order.
-fn thumbprint(jwk: &Map<String, Value>, members: &[&str]) -> Result<String, DpopError> {
-    let mut canonical = String::from("{");
+/// RFC 7638: the required members as compact JSON in name order. Values are written as they
+/// are unless they need JSON escaping (base64url and curve names never do).
+fn canonical_json(jwk: &Map<String, Value>, members: &[&str]) -> Result<String, DpopError> {
+    let mut canonical = String::with_capacity(160);
+    canonical.push('{');
     for (i, name) in members.iter().enumerate() {
         let value = jwk
             .get(*name)
@@ -92,11 +120,19 @@ fn thumbprint(jwk: &Map<String, Value>, members: &[&str]) -> Result<String, Dpop
         if i > 0 {
             canonical.push(',');
         }
-        canonical.push_str(&format!("\"{name}\":"));
-        canonical.push_str(&Value::from(value).to_string());
+        canonical.push('"');
+        canonical.push_str(name);
+        canonical.push_str("\":");
+        if value.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+            canonical.push('"');
+            canonical.push_str(value);
+            canonical.push('"');
+        } else {
+            canonical.push_str(&Value::from(value).to_string());
+        }
     }
     canonical.push('}');
-    Ok(URL_SAFE_NO_PAD.encode(openssl::sha::sha256(canonical.as_bytes())))
+    Ok(canonical)
 }
 
 #[cfg(test)]
@@ -116,6 +152,25 @@ mod tests {
         });
         let (_, tp) = public_key(&jwk).unwrap();
         assert_eq!(tp, "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+    }
+
+    #[test]
+    fn the_canonical_json_is_serde_json_s() {
+        // The written-as-is path and the escaping one agree with serde_json's output.
+        for x in [
+            "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "a\"b\\c\u{1}\u{7f}é",
+        ] {
+            let jwk = json!({"kty": "EC", "crv": "P-256", "x": x, "y": "y"});
+            let mut want = String::from("{");
+            for (i, m) in ["crv", "kty", "x", "y"].iter().enumerate() {
+                let sep = if i > 0 { "," } else { "" };
+                want.push_str(&format!("{sep}\"{m}\":{}", jwk[m]));
+            }
+            want.push('}');
+            let want = URL_SAFE_NO_PAD.encode(openssl::sha::sha256(want.as_bytes()));
+            assert_eq!(public_thumbprint(&jwk).unwrap(), want, "{x}");
+        }
     }
 
     #[test]

@@ -11,9 +11,11 @@ use serde_json::{Map, Value};
 use crate::directive::{parse_algorithms, parse_duration, ConfError};
 use crate::jwt::alg::{Alg, AlgSet};
 use crate::jwt::json::{self, Limits};
+use crate::jwt::verify::sha256;
 
 pub mod jwk;
 pub mod replay;
+pub mod share;
 
 /// Longest proof read; a longer one is refused before any parsing.
 pub const MAX_PROOF: usize = 8 * 1024;
@@ -268,13 +270,8 @@ pub fn check_proof_cached(
         return Err(bad("has crit"));
     }
     let jwk = header.get("jwk").ok_or(bad("has no jwk"))?;
-    let thumbprint = jwk::public_thumbprint(jwk)?;
     // The key must be the one the token names before it is made or used.
-    if jkt.len() != thumbprint.len() || !openssl::memcmp::eq(jkt.as_bytes(), thumbprint.as_bytes())
-    {
-        return Err(bad("key does not match the token's cnf.jkt"));
-    }
-    let keys = cache.get(jwk, &thumbprint)?;
+    let keys = cache.key_for(jwk, jkt)?;
     let signature = decode(signature).ok_or(bad("signature is not base64url"))?;
     let input = &proof[..proof.len() - signature_len(proof)];
     keys.verify_signature(alg, input, &signature, rules.algorithms)
@@ -309,13 +306,13 @@ pub fn check_proof_cached(
     let jti = text("jti")
         .filter(|j| !j.is_empty())
         .ok_or(bad("jti missing"))?;
-    let ath = URL_SAFE_NO_PAD.encode(openssl::sha::sha256(target.token));
+    let ath = URL_SAFE_NO_PAD.encode(sha256(target.token));
     let sent = text("ath").unwrap_or_default();
     if sent.len() != ath.len() || !openssl::memcmp::eq(sent.as_bytes(), ath.as_bytes()) {
         return Err(bad("ath does not match the access token"));
     }
     Ok(Proof {
-        jti_digest: openssl::sha::sha256(jti.as_bytes()),
+        jti_digest: sha256(jti.as_bytes()),
         expires: iat + rules.window + 1,
     })
 }

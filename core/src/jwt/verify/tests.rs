@@ -340,3 +340,45 @@ fn every_fitting_key_is_tried_and_the_right_one_returned() {
 }
 
 mod signatures;
+
+#[test]
+fn ecdsa_der_is_what_openssl_encodes() {
+    use openssl::bn::BigNum;
+    use openssl::ecdsa::EcdsaSig;
+    let mut cases: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+    for len in [32, 48, 66] {
+        let mut high = vec![0x80u8; len];
+        high[len - 1] = 7;
+        let mut zeros = vec![0u8; len];
+        zeros[len - 1] = 1;
+        let mut seven_f = vec![0x7fu8; len];
+        seven_f[0] = 0;
+        seven_f[1] = 0x80;
+        let ff = vec![0xffu8; len];
+        cases.extend([
+            (high.clone(), zeros.clone()),
+            (zeros, high),
+            (seven_f.clone(), ff.clone()),
+            (ff, seven_f),
+        ]);
+    }
+    for (r, s) in cases {
+        let want = EcdsaSig::from_private_components(
+            BigNum::from_slice(&r).unwrap(),
+            BigNum::from_slice(&s).unwrap(),
+        )
+        .unwrap()
+        .to_der()
+        .unwrap();
+        let mut out = [0u8; DER_MAX];
+        let n = ecdsa_der(&r, &s, &mut out);
+        assert_eq!(&out[..n], &want[..], "r {r:02x?}");
+    }
+}
+
+#[test]
+fn sha256_is_sha256() {
+    for input in [&b""[..], b"abc", &[7u8; 1000]] {
+        assert_eq!(sha256(input), openssl::sha::sha256(input));
+    }
+}
