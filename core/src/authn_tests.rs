@@ -186,11 +186,9 @@ fn hs256_token(header: &str, payload: &str) -> String {
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag))
 }
 
-/// The sender-constrained checks skip a token without `cnf` on the scan's word: it must
-/// agree with the claims tree, escaped names included, nested members excluded.
-#[test]
-fn has_cnf_from_the_scan_matches_the_tree() {
-    let policy = Policy {
+/// Signed tokens, every algorithm, `exp` not required.
+fn signed_without_exp() -> Policy<'static> {
+    Policy {
         max_size: 16 * 1024,
         algorithms: AlgSet::all(),
         claims: ClaimRules {
@@ -198,7 +196,14 @@ fn has_cnf_from_the_scan_matches_the_tree() {
             ..rules()
         },
         expect: Expect::Signed,
-    };
+    }
+}
+
+/// The sender-constrained checks skip a token without `cnf` on the scan's word: it must
+/// agree with the claims tree, escaped names included, nested members excluded.
+#[test]
+fn has_cnf_from_the_scan_matches_the_tree() {
+    let policy = signed_without_exp();
     let payloads = [
         (r#"{"sub":"a","cnf":{"jkt":"x"}}"#, true),
         (r#"{"c\u006ef":{"x5t#S256":"y"}}"#, true),
@@ -219,15 +224,7 @@ fn has_cnf_from_the_scan_matches_the_tree() {
 
 #[test]
 fn the_revocation_probe_from_the_text_matches_the_tree() {
-    let policy = Policy {
-        max_size: 16 * 1024,
-        algorithms: AlgSet::all(),
-        claims: ClaimRules {
-            require_exp: false,
-            ..rules()
-        },
-        expect: Expect::Signed,
-    };
+    let policy = signed_without_exp();
     let payloads = [
         r#"{"jti":"j-1","sub":"alice","iss":"https://idp","iat":1700000000}"#,
         r#"{"jti":"j\u002d1","sub":"al\"ice","iat":1700000000.7}"#,

@@ -111,14 +111,7 @@ fn string<'a>(map: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>
 }
 
 fn header_error(e: JsonError) -> JweError {
-    JweError::Malformed(match e {
-        JsonError::Syntax => "header is not valid json",
-        JsonError::NotObject => "header is not a json object",
-        JsonError::DuplicateKey => "duplicate member in header",
-        JsonError::TooDeep => "header is nested too deeply",
-        JsonError::TooManyMembers => "header has too many members",
-        JsonError::ReservedKey => "reserved member name in header",
-    })
+    JweError::Malformed(crate::jwt::token::header_text(e))
 }
 
 /// Decrypts a compact JWE with the first of `keys` that fits and authenticates it. A `kid`

@@ -240,14 +240,7 @@ pub fn decode(segment: &[u8]) -> Option<Vec<u8>> {
 }
 
 fn header_error(e: JsonError) -> VerifyError {
-    VerifyError::Malformed(match e {
-        JsonError::Syntax => "header is not valid json",
-        JsonError::NotObject => "header is not a json object",
-        JsonError::DuplicateKey => "duplicate member in header",
-        JsonError::TooDeep => "header is nested too deeply",
-        JsonError::TooManyMembers => "header has too many members",
-        JsonError::ReservedKey => "reserved member name in header",
-    })
+    VerifyError::Malformed(header_text(e))
 }
 
 fn payload_error(e: JsonError) -> VerifyError {
@@ -259,6 +252,18 @@ fn payload_error(e: JsonError) -> VerifyError {
         JsonError::TooManyMembers => "payload has too many members",
         JsonError::ReservedKey => "reserved member name in payload",
     })
+}
+
+/// What is wrong with a JOSE header (of a JWS, or of a JWE: `jwe::compact` says the same).
+pub(crate) fn header_text(e: JsonError) -> &'static str {
+    match e {
+        JsonError::Syntax => "header is not valid json",
+        JsonError::NotObject => "header is not a json object",
+        JsonError::DuplicateKey => "duplicate member in header",
+        JsonError::TooDeep => "header is nested too deeply",
+        JsonError::TooManyMembers => "header has too many members",
+        JsonError::ReservedKey => "reserved member name in header",
+    }
 }
 
 #[cfg(test)]
