@@ -73,7 +73,7 @@ fuzz_target!(|data: &[u8]| {
         let (cached, _) = authn::authenticate_cached(data, &sources, &policy, NOW, cache);
         match (&cached, &plain) {
             (Ok(c), Ok((v, _))) => {
-                assert_eq!(c.payload, v.payload);
+                assert_eq!(c.payload(), v.payload());
                 assert_eq!(c.alg, v.alg);
             }
             (Err(c), Err(p)) => assert_eq!(c.error, p.error),
