@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::DpopError;
 use crate::jwks;
+use crate::jwt::alg::Alg;
 use crate::jwt::verify::KeySet;
 
 /// JWK members that only a private (or symmetric) key has.
@@ -30,35 +31,87 @@ fn required(kty: &str) -> Option<&'static [&'static str]> {
 /// a JWK (the point check is a scalar multiplication) costs more than the signature check;
 /// hashing the canonical JSON again for the thumbprint costs more than looking it up.
 /// Bounded: emptied when full.
+///
+/// It also remembers proof headers, by their base64url text: a client's proofs all carry the
+/// same header (`typ`, `alg`, `jwk`), so a header seen before in a proof that passed needs
+/// no decoding, no JSON and no canonical form again, only the checks that depend on the
+/// location or the token (the algorithm allow-list, the thumbprint against `cnf.jkt`).
 #[derive(Default)]
 pub struct KeyCache {
     keys: HashMap<String, (String, Arc<KeySet>)>,
+    headers: HashMap<Box<[u8]>, KnownHeader>,
 }
 
-/// Keys a worker's [`KeyCache`] holds before it starts over.
+/// Keys, and headers, a worker's [`KeyCache`] holds before it starts over.
 const KEY_CACHE_ENTRIES: usize = 1024;
+/// Longest header text remembered (an RSA-4096 `jwk` fits): a worker's headers stay under
+/// 2 MiB, whatever a key holder pads them with.
+const MAX_REMEMBERED_HEADER: usize = 2048;
+
+/// What a proof header was found to hold, in a proof that then passed: `typ`
+/// `dpop+jwt`, no `crit`, a public asymmetric `jwk` with `thumbprint`, and `alg`.
+pub struct KnownHeader {
+    pub alg: Alg,
+    thumbprint: String,
+    keys: Arc<KeySet>,
+}
+
+impl KnownHeader {
+    /// The key set, if this header's key is the one `jkt` names (compared in constant time).
+    pub fn keys_for(&self, jkt: &str) -> Result<Arc<KeySet>, DpopError> {
+        if same(jkt, &self.thumbprint) {
+            Ok(Arc::clone(&self.keys))
+        } else {
+            Err(MISMATCH)
+        }
+    }
+}
+
+const MISMATCH: DpopError = DpopError::Proof("key does not match the token's cnf.jkt");
+
+fn same(jkt: &str, thumbprint: &str) -> bool {
+    jkt.len() == thumbprint.len() && openssl::memcmp::eq(jkt.as_bytes(), thumbprint.as_bytes())
+}
 
 impl KeyCache {
+    /// The facts of `header` (a proof's first segment, as sent), if a proof that verified
+    /// carried exactly this text before.
+    pub fn known_header(&self, header: &[u8]) -> Option<&KnownHeader> {
+        self.headers.get(header)
+    }
+
+    /// Remembers `header` of a proof that passed every check with `keys`, whose thumbprint
+    /// is `jkt`.
+    pub fn remember_header(&mut self, header: &[u8], alg: Alg, jkt: &str, keys: &Arc<KeySet>) {
+        if header.len() > MAX_REMEMBERED_HEADER {
+            return;
+        }
+        if self.headers.len() >= KEY_CACHE_ENTRIES {
+            self.headers.clear();
+        }
+        let known = KnownHeader {
+            alg,
+            thumbprint: jkt.to_owned(),
+            keys: Arc::clone(keys),
+        };
+        self.headers.insert(header.into(), known);
+    }
+
     /// The key set of `jwk`, once its RFC 7638 thumbprint is known to equal `jkt` (compared
     /// in constant time, before any key is made from it). The canonical JSON covers every
     /// member that makes the key, so equal texts mean the same public key and thumbprint.
     pub fn key_for(&mut self, jwk: &Value, jkt: &str) -> Result<Arc<KeySet>, DpopError> {
         let canonical = canonical(jwk)?;
-        let same = |thumbprint: &str| {
-            jkt.len() == thumbprint.len()
-                && openssl::memcmp::eq(jkt.as_bytes(), thumbprint.as_bytes())
-        };
-        let mismatch = DpopError::Proof("key does not match the token's cnf.jkt");
         if let Some((thumbprint, keys)) = self.keys.get(&canonical) {
-            return if same(thumbprint) {
+            return if same(jkt, thumbprint) {
                 Ok(Arc::clone(keys))
             } else {
-                Err(mismatch)
+                Err(MISMATCH)
             };
         }
         let thumbprint = hash(&canonical);
-        if !same(&thumbprint) {
-            return Err(mismatch);
+        if !same(jkt, &thumbprint) {
+            return Err(MISMATCH);
         }
         let keys = Arc::new(key_set(jwk)?);
         if self.keys.len() >= KEY_CACHE_ENTRIES {

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 use core::fmt;
+use std::borrow::Cow;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -11,6 +12,7 @@ use serde_json::{Map, Value};
 use crate::directive::{parse_algorithms, parse_duration, ConfError};
 use crate::jwt::alg::{Alg, AlgSet};
 use crate::jwt::json::{self, Limits};
+use crate::jwt::scan::{self, Kind, Span};
 use crate::jwt::verify::sha256;
 
 pub mod jwk;
@@ -254,42 +256,49 @@ pub fn check_proof_cached(
         return Err(bad("is not a compact JWS"));
     };
     let decode = |segment: &[u8]| URL_SAFE_NO_PAD.decode(segment).ok();
-    let header = decode(header).ok_or(bad("header is not base64url"))?;
-    let header =
-        json::parse_object(&header, PROOF_LIMITS).map_err(|_| bad("header is not JSON"))?;
-    if header.get("typ").and_then(Value::as_str) != Some("dpop+jwt") {
-        return Err(bad("typ is not dpop+jwt"));
-    }
-    let alg = header
-        .get("alg")
-        .and_then(Value::as_str)
-        .and_then(Alg::from_name)
-        .filter(|a| rules.algorithms.contains(*a))
-        .ok_or(bad("alg is not allowed"))?;
-    if header.contains_key("crit") {
-        return Err(bad("has crit"));
-    }
-    let jwk = header.get("jwk").ok_or(bad("has no jwk"))?;
-    // The key must be the one the token names before it is made or used.
-    let keys = cache.key_for(jwk, jkt)?;
+    let allowed = |alg: Option<Alg>| {
+        alg.filter(|a| rules.algorithms.contains(*a))
+            .ok_or(bad("alg is not allowed"))
+    };
+    // The same checks in the same order either way; a known header skips what its text
+    // alone decides (base64url, JSON, typ, crit, jwk, the thumbprint's hash).
+    let (alg, keys, new_header) = match cache.known_header(header) {
+        Some(known) => (allowed(Some(known.alg))?, known.keys_for(jkt)?, false),
+        None => {
+            let text = decode(header).ok_or(bad("header is not base64url"))?;
+            let fields =
+                json::parse_object(&text, PROOF_LIMITS).map_err(|_| bad("header is not JSON"))?;
+            if fields.get("typ").and_then(Value::as_str) != Some("dpop+jwt") {
+                return Err(bad("typ is not dpop+jwt"));
+            }
+            let alg = allowed(
+                fields
+                    .get("alg")
+                    .and_then(Value::as_str)
+                    .and_then(Alg::from_name),
+            )?;
+            if fields.contains_key("crit") {
+                return Err(bad("has crit"));
+            }
+            let jwk = fields.get("jwk").ok_or(bad("has no jwk"))?;
+            // The key must be the one the token names before it is made or used.
+            (alg, cache.key_for(jwk, jkt)?, true)
+        }
+    };
     let signature = decode(signature).ok_or(bad("signature is not base64url"))?;
     let input = &proof[..proof.len() - signature_len(proof)];
     keys.verify_signature(alg, input, &signature, rules.algorithms)
         .map_err(|_| bad("signature invalid"))?;
     let payload = decode(payload).ok_or(bad("payload is not base64url"))?;
-    let claims =
-        json::parse_object(&payload, PROOF_LIMITS).map_err(|_| bad("payload is not JSON"))?;
-    let text = |name| claims.get(name).and_then(Value::as_str);
-    if text("htm").map(str::as_bytes) != Some(target.method) {
+    let claims = ProofClaims::scan(&payload).ok_or(bad("payload is not JSON"))?;
+    let text = |name| claims.text(name);
+    if text("htm").as_deref().map(str::as_bytes) != Some(target.method) {
         return Err(bad("htm does not match the request method"));
     }
-    if !same_htu(text("htu").unwrap_or_default(), target.htu) {
+    if !same_htu(&text("htu").unwrap_or_default(), target.htu) {
         return Err(bad("htu does not match the request URI"));
     }
-    let iat = claims
-        .get("iat")
-        .and_then(Value::as_i64)
-        .ok_or(bad("iat missing"))?;
+    let iat = claims.integer("iat").ok_or(bad("iat missing"))?;
     if (target.now - iat).abs() > rules.window {
         return Err(bad("iat outside the acceptance window"));
     }
@@ -311,10 +320,54 @@ pub fn check_proof_cached(
     if sent.len() != ath.len() || !openssl::memcmp::eq(sent.as_bytes(), ath.as_bytes()) {
         return Err(bad("ath does not match the access token"));
     }
+    if new_header {
+        cache.remember_header(header, alg, jkt, &keys);
+    }
     Ok(Proof {
         jti_digest: sha256(jti.as_bytes()),
         expires: iat + rules.window + 1,
     })
+}
+
+/// The members of a proof's claims that the checks read.
+const CLAIMS: [&str; 6] = ["htm", "htu", "iat", "nonce", "jti", "ath"];
+
+/// Where the [`CLAIMS`] are in a proof's claims, located by the strict scanner (`jwt::scan`:
+/// what `json::parse_object` accepts, without building a tree).
+struct ProofClaims<'a> {
+    doc: &'a str,
+    spans: [Option<Span>; CLAIMS.len()],
+}
+
+impl<'a> ProofClaims<'a> {
+    fn scan(payload: &'a [u8]) -> Option<Self> {
+        let mut spans = [None; CLAIMS.len()];
+        scan::scan_object(payload, PROOF_LIMITS, |name, value| {
+            if let Some(i) = CLAIMS.iter().position(|c| c.as_bytes() == name) {
+                spans[i] = Some(value);
+            }
+        })
+        .ok()?;
+        // Text outside strings is ASCII, and the scan checked every string.
+        let doc = std::str::from_utf8(payload).ok()?;
+        Some(Self { doc, spans })
+    }
+
+    fn span(&self, name: &str) -> Option<Span> {
+        let i = CLAIMS.iter().position(|c| *c == name)?;
+        self.spans[i]
+    }
+
+    /// A string member, unescaped; `None` if absent or of another type.
+    fn text(&self, name: &str) -> Option<Cow<'a, str>> {
+        self.span(name)?.string(self.doc)
+    }
+
+    /// An integer member (`serde_json`'s `as_i64`: no fraction, no exponent, within i64).
+    fn integer(&self, name: &str) -> Option<i64> {
+        let span = self.span(name).filter(|s| s.kind == Kind::Number)?;
+        span.text(self.doc).parse().ok()
+    }
 }
 
 /// The server nonce of the window `back` windows before the one `now` falls in: 22

@@ -247,12 +247,28 @@ fn each_check_fails_alone() {
         ),
         ("huge", vec![b'a'; MAX_PROOF + 1], &def, "too large"),
     ];
+    // Every case fails the same way with a cold cache and with one that remembers the good
+    // header (most cases carry it, byte for byte), and no failure teaches the cache a header.
+    let mut warm = jwk::KeyCache::default();
+    let right = good(header(&k), claims());
+    check_proof_cached(&right, &target(), &jkt(&k), &def, &mut warm).unwrap();
+    let first = |p: &[u8]| p.split(|&b| b == b'.').next().unwrap().to_vec();
+    assert!(warm.known_header(&first(&right)).is_some());
     for (case, p, rules, want) in cases {
         assert_eq!(
             check_proof(&p, &target(), &jkt(&k), rules),
             Err(DpopError::Proof(want)),
             "{case}"
         );
+        let mut learning = jwk::KeyCache::default();
+        for cache in [&mut warm, &mut learning] {
+            assert_eq!(
+                check_proof_cached(&p, &target(), &jkt(&k), rules, cache),
+                Err(DpopError::Proof(want)),
+                "{case}, cached"
+            );
+        }
+        assert!(learning.known_header(&first(&p)).is_none(), "{case}");
     }
     // A right proof by another key than the one the token is bound to.
     assert_eq!(
@@ -264,6 +280,42 @@ fn each_check_fails_alone() {
         ),
         Err(DpopError::Proof("key does not match the token's cnf.jkt"))
     );
+}
+
+#[test]
+fn a_remembered_header_still_answers_to_the_token_and_the_location() {
+    let (k, other) = (key(1), key(2));
+    let mut cache = jwk::KeyCache::default();
+    let def = DpopRules::default();
+    let right = proof(&k, header(&k), claims());
+    check_proof_cached(&right, &target(), &jkt(&k), &def, &mut cache).unwrap();
+    // The same header, for a token bound to another key.
+    assert_eq!(
+        check_proof_cached(&right, &target(), &jkt(&other), &def, &mut cache),
+        Err(DpopError::Proof("key does not match the token's cnf.jkt"))
+    );
+    // The same header, in a location that no longer allows its algorithm.
+    let rsa_only = DpopRules {
+        algorithms: [Alg::RS256].into_iter().collect(),
+        ..DpopRules::default()
+    };
+    assert_eq!(
+        check_proof_cached(&right, &target(), &jkt(&k), &rsa_only, &mut cache),
+        Err(DpopError::Proof("alg is not allowed"))
+    );
+    // The same header over claims another key signed.
+    let text = String::from_utf8(right.clone()).unwrap();
+    let (head, _) = text.split_once('.').unwrap();
+    let theirs = String::from_utf8(proof(&other, header(&k), claims())).unwrap();
+    let (_, rest) = theirs.split_once('.').unwrap();
+    let spliced = format!("{head}.{rest}");
+    assert_eq!(
+        check_proof_cached(spliced.as_bytes(), &target(), &jkt(&k), &def, &mut cache),
+        Err(DpopError::Proof("signature invalid"))
+    );
+    // And a new proof under the remembered header still passes.
+    let next = proof(&k, header(&k), with(claims(), "jti", json!("another")));
+    check_proof_cached(&next, &target(), &jkt(&k), &def, &mut cache).unwrap();
 }
 
 #[test]
@@ -348,4 +400,45 @@ fn server_nonces() {
         Some([0; 32])
     );
     assert!(parse_dpop(&["optional", "nonce=yes"]).is_err());
+}
+
+#[test]
+fn the_claims_scan_reads_what_the_json_tree_reads() {
+    // What the proof checks read from the claims, by the scanner and by serde_json's strict
+    // tree (which they read before), over texts that differ in the ways that matter.
+    let texts = [
+        r#"{"htm":"GET","htu":"https://api.example/orders","iat":1700000000,"jti":"j","ath":"a"}"#,
+        r#"{"h\u0074m":"G\u0045T","htu":"https:\/\/api.example\/orders","iat":-0,"jti":""}"#,
+        r#"{"iat":1.7e9}"#,
+        r#"{"iat":1700000000.0}"#,
+        r#"{"iat":99999999999999999999}"#,
+        r#"{"iat":-9223372036854775808}"#,
+        r#"{"iat":"1700000000"}"#,
+        r#"{"htm":["GET"],"jti":7,"nonce":null,"ath":{"x":1}}"#,
+        r#"{"jti":"a","jti":"b"}"#,
+        r#"{"jti":"\ud800"}"#,
+        r#"{"jti":"é€😀"}"#,
+        r#"{"deep":[[[[[[[[[[1]]]]]]]]]]}"#,
+        r#"["htm"]"#,
+        r#"{"htm":"GET"} "#,
+        r#"{"htm":"GET"}x"#,
+        "{\"jti\":\"\u{7f}\"}",
+        "{\"jti\":\"\t\"}",
+        "{}",
+        "",
+    ];
+    for text in texts {
+        let tree = json::parse_object(text.as_bytes(), PROOF_LIMITS).ok();
+        let scanned = ProofClaims::scan(text.as_bytes());
+        assert_eq!(scanned.is_some(), tree.is_some(), "{text}");
+        let (Some(tree), Some(c)) = (tree, scanned) else {
+            continue;
+        };
+        for name in ["htm", "htu", "nonce", "jti", "ath"] {
+            let want = tree.get(name).and_then(Value::as_str);
+            assert_eq!(c.text(name).as_deref(), want, "{name} in {text}");
+        }
+        let want = tree.get("iat").and_then(Value::as_i64);
+        assert_eq!(c.integer("iat"), want, "iat in {text}");
+    }
 }
