@@ -1,9 +1,9 @@
 //! `$jwt_*` variables and those defined by `auth_jwt_claim_set`/`auth_jwt_header_set`.
 
 use nginx_sys::{
-    ngx_conf_t, ngx_http_add_variable, ngx_http_request_t, ngx_http_variable_t, ngx_int_t,
-    ngx_str_t, ngx_variable_value_t, NGX_ERROR, NGX_HTTP_VAR_NOCACHEABLE, NGX_HTTP_VAR_PREFIX,
-    NGX_OK,
+    __BindgenBitfieldUnit, ngx_conf_t, ngx_http_add_variable, ngx_http_request_t,
+    ngx_http_variable_t, ngx_int_t, ngx_str_t, ngx_variable_value_t, NGX_ERROR,
+    NGX_HTTP_VAR_NOCACHEABLE, NGX_HTTP_VAR_PREFIX, NGX_OK,
 };
 
 use std::borrow::Cow;
@@ -107,20 +107,38 @@ unsafe fn evaluate(
         // SAFETY: the request's pool lives as long as the request.
         unsafe { copy_str(r.pool, &text) }.map(Some).ok_or(())
     });
-    let s = match copied {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            v.set_not_found(1);
-            return NGX_OK as ngx_int_t;
+    match copied {
+        Ok(Some(s)) => {
+            v.data = s.data;
+            set_found(v, s.len);
         }
+        Ok(None) => v.set_not_found(1),
         Err(()) => return NGX_ERROR as ngx_int_t,
-    };
-    v.data = s.data;
-    v.set_len(s.len as u32);
+    }
+    NGX_OK as ngx_int_t
+}
+
+/// Marks `v` valid, not cacheable and found, `len` bytes long, keeping its `escape` bit, in
+/// one store: bindgen's bitfield setters go bit by bit, and the four calls cost about 450
+/// instructions a variable (callgrind, `$jwt_claim_sub` as a rate-limit key), a fifth of
+/// what a limit costs a request.
+#[cfg(target_endian = "little")]
+fn set_found(v: &mut ngx_variable_value_t, len: usize) {
+    // `unsigned len:28, valid:1, no_cacheable:1, not_found:1, escape:1`, from the low bit.
+    const VALID: u32 = 1 << 28;
+    const NO_CACHEABLE: u32 = 1 << 29;
+    const ESCAPE: u32 = 1 << 31;
+    let escape = if v.escape() != 0 { ESCAPE } else { 0 };
+    let word = (len as u32 & (VALID - 1)) | VALID | NO_CACHEABLE | escape;
+    v._bitfield_1 = __BindgenBitfieldUnit::new(word.to_le_bytes());
+}
+
+#[cfg(not(target_endian = "little"))]
+fn set_found(v: &mut ngx_variable_value_t, len: usize) {
+    v.set_len(len as u32);
     v.set_valid(1);
     v.set_no_cacheable(1);
     v.set_not_found(0);
-    NGX_OK as ngx_int_t
 }
 
 unsafe extern "C" fn get_status(
@@ -226,4 +244,38 @@ unsafe fn suffix<'a>(data: usize, prefix: &str) -> Option<&'a str> {
     // SAFETY: per the contract.
     let name = unsafe { (*(data as *const ngx_str_t)).to_str() }.ok()?;
     name.get(prefix.len()..)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_found_writes_what_the_bindgen_setters_write() {
+        for len in [0usize, 1, 5, 255, 256, 1 << 20, (1 << 28) - 1] {
+            for (escape, not_found, stale_len) in [(0, 0, 0), (1, 1, 77), (0, 1, (1 << 28) - 1)] {
+                // SAFETY: an all-zero ngx_variable_value_t is a valid value (NULL data).
+                let mut slow: ngx_variable_value_t = unsafe { core::mem::zeroed() };
+                slow.set_escape(escape);
+                slow.set_not_found(not_found);
+                slow.set_len(stale_len);
+                let mut fast = slow;
+                slow.set_len(len as u32);
+                slow.set_valid(1);
+                slow.set_no_cacheable(1);
+                slow.set_not_found(0);
+                set_found(&mut fast, len);
+                let fields = |v: &ngx_variable_value_t| {
+                    (
+                        v.len(),
+                        v.valid(),
+                        v.no_cacheable(),
+                        v.not_found(),
+                        v.escape(),
+                    )
+                };
+                assert_eq!(fields(&fast), fields(&slow), "len {len}, escape {escape}");
+            }
+        }
+    }
 }
