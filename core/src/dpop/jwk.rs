@@ -74,7 +74,7 @@ fn same(jkt: &str, thumbprint: &str) -> bool {
 }
 
 impl KeyCache {
-    /// The facts of `header` (a proof's first segment, as sent), if a proof that verified
+    /// The facts of `header` (a proof's first segment, as sent), if a proof that passed
     /// carried exactly this text before.
     pub fn known_header(&self, header: &[u8]) -> Option<&KnownHeader> {
         self.headers.get(header)
