@@ -39,8 +39,46 @@ fn four_workers_fetch_once_per_interval() {
     nginx.finish();
 }
 
-/// Pids among `pids` holding an established TCP connection to 127.0.0.1:`port`.
+/// Pids among `pids` holding an established TCP connection to 127.0.0.1:`port`: what the
+/// kernel's socket table shows through /proc and through `ss` (netlink), united.
 fn pids_connected_to(port: u16, pids: &[u32]) -> Vec<u32> {
+    let mut found = pids_in_proc_net_tcp(port, pids);
+    for pid in pids_by_ss(port) {
+        if pids.contains(&pid) && !found.contains(&pid) {
+            found.push(pid);
+        }
+    }
+    found
+}
+
+/// `ss -tnp`: the same table read through netlink's inet_diag dump, a second view for when
+/// /proc/net/tcp's page-at-a-time text misses the line (ci5 on 2026-12-03, again under load).
+fn pids_by_ss(port: u16) -> Vec<u32> {
+    let out = std::process::Command::new("ss")
+        .args([
+            "-tnpH",
+            "state",
+            "established",
+            "dst",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .output();
+    let Ok(out) = out else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .split("pid=")
+        .skip(1)
+        .filter_map(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+fn pids_in_proc_net_tcp(port: u16, pids: &[u32]) -> Vec<u32> {
     let remote = format!("0100007F:{port:04X}");
     // /proc/net/tcp is not a snapshot: the kernel prints it a page at a time while sockets
     // come and go, so under load a line can be missed. Three reads, united.
