@@ -72,7 +72,7 @@ const SENDER_LINES: &[&str] = &[
     "DPoP replay sharing with",
 ];
 
-/// Lines of the rate limits (some need a live Redis): produced by t/ratelimit.rs, which must
+/// Lines of the rate limits (some need a live Redis): produced by t/ratelimit/, which must
 /// assert them.
 const LIMIT_LINES: &[&str] = &["rate limited by zone", "unreachable, limiting alone"];
 
@@ -160,13 +160,17 @@ fn troubleshooting_log_lines_are_real() {
         include_str!("dpop/shared.rs"),
     ]
     .concat();
-    let limits = include_str!("ratelimit.rs");
+    let limits = [
+        include_str!("ratelimit/mod.rs"),
+        include_str!("ratelimit/keys.rs"),
+    ]
+    .concat();
     // Lines only a live peer produces: the test files that must assert each fragment.
     let groups: [(&[&str], &str, &str); 4] = [
         (FETCHER_LINES, &remote, "t/remote/"),
         (REDIS_LINES, &revocation, "t/revocation/"),
         (SENDER_LINES, &sender, "t/mtls.rs, t/dpop.rs"),
-        (LIMIT_LINES, limits, "t/ratelimit.rs"),
+        (LIMIT_LINES, &limits, "t/ratelimit/"),
     ];
     let mut missing = Vec::new();
     for pattern in &patterns {

@@ -10,8 +10,9 @@ use core::fmt;
 
 use nginx_sys::{
     ngx_command_t, ngx_conf_set_flag_slot, ngx_conf_set_sec_slot, ngx_conf_set_size_slot,
-    ngx_conf_t, ngx_http_conf_ctx_t, ngx_http_request_t, ngx_int_t, ngx_parse_size, ngx_str_t,
-    NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF_OFFSET, NGX_LOG_EMERG, NGX_LOG_WARN,
+    ngx_conf_t, ngx_http_conf_ctx_t, ngx_http_get_variable_index, ngx_http_request_t, ngx_int_t,
+    ngx_parse_size, ngx_str_t, NGX_HTTP_LOC_CONF_OFFSET, NGX_HTTP_MAIN_CONF_OFFSET, NGX_LOG_EMERG,
+    NGX_LOG_WARN,
 };
 use ngx::core::{NGX_CONF_ERROR, NGX_CONF_OK};
 use ngx::http::{
@@ -194,6 +195,17 @@ impl Cf {
         // SAFETY: `self.0` is the live context of the directive being parsed.
         unsafe { ext::complex_value(self.0, value) }
             .ok_or_else(|| Error::Refused(format!("invalid {what} \"{value}\"")))
+    }
+
+    /// The index of variable `$name` (NGINX adds it to the indexed variables if need be).
+    pub fn variable_index(&self, name: &str) -> Result<usize, Error> {
+        let mut name = ngx_str_t {
+            len: name.len(),
+            data: name.as_ptr().cast_mut(),
+        };
+        // SAFETY: as above; NGINX copies the name into the configuration pool.
+        let index = unsafe { ngx_http_get_variable_index(self.0, &mut name) };
+        usize::try_from(index).map_err(|_| Error::NoMemory)
     }
 
     /// `path` resolved against the configuration prefix, as NGINX does for file arguments.

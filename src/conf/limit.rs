@@ -3,9 +3,9 @@
 
 use super::directive::directive;
 use super::loc::{JwtLocConf, JwtMainConf};
-use crate::limit::{LimitZoneConf, MAX_LIMIT_ZONES};
+use crate::limit::{ClaimKey, LimitZoneConf, MAX_LIMIT_ZONES};
 use crate::revocation::RedisSource;
-use auth_jwt_core::limit::parse_limit_zone;
+use auth_jwt_core::limit::{claim_key, parse_limit_zone};
 use auth_jwt_core::revocation::redis_url::{parse_redis_args, parse_redis_url};
 use std::sync::Arc;
 
@@ -30,7 +30,14 @@ directive! {
             return Err(format!("at most {MAX_LIMIT_ZONES} zones").into());
         }
         let key = cf.complex_value(&parsed.key, "key")?;
-        mcf.limits.push(LimitZoneConf { args: parsed, key, redis });
+        let claim = match claim_key(&parsed.key) {
+            Some(name) => {
+                let index = cf.variable_index(&format!("jwt_claim_{name}"))?;
+                Some(ClaimKey { name, index })
+            }
+            None => None,
+        };
+        mcf.limits.push(LimitZoneConf { args: parsed, key, claim, redis });
         Ok(())
     }
 }

@@ -21,8 +21,18 @@ pub struct LimitZoneConf {
     pub args: LimitZoneArgs,
     /// `key=`, evaluated after the token verified.
     pub key: ComplexValue,
+    /// A `key=` of exactly one `$jwt_claim_<name>`: read from the claims directly.
+    pub claim: Option<ClaimKey>,
     /// `redis=`, with the password taken out of the URL (never logged).
     pub redis: Option<Arc<RedisSource>>,
+}
+
+/// A key that is one claim: its name, and the index of its variable, by which the request
+/// path checks that the variable is still this module's (not shadowed by a `map`).
+#[derive(Debug)]
+pub struct ClaimKey {
+    pub name: String,
+    pub index: usize,
 }
 
 /// One zone's table in shared memory. All-zero is the valid empty state.

@@ -10,6 +10,8 @@ use serde_json::json;
 use crate::harness::redis::Redis;
 use crate::harness::{poll_until, Failures, Jwt, Nginx};
 
+mod keys;
+
 /// Minute windows: the counts cannot roll over during a test.
 const CONF: &str = r#"
     auth_jwt_limit_zone per_sub key=$jwt_claim_sub rate=5r/m;
@@ -532,63 +534,4 @@ fn three_nodes_share_one_limit_through_redis() {
     for node in nodes {
         node.finish();
     }
-}
-
-/// Distinct keys past the table's size: the table stays within `size=` (32k: 681 keys of 48
-/// bytes), the least recently used are evicted and counted. (1,000,000 keys run through a
-/// 1 MiB table in the core's `million_keys_stay_in_the_table`.)
-#[test]
-fn distinct_keys_stay_within_size() {
-    let conf = r#"
-        auth_jwt_limit_zone many key=$arg_u rate=5r/m size=32k;
-        server {
-            listen 127.0.0.1:{{port}};
-            auth_jwt_key_file {{keys}}/jwks.json;
-            location / {
-                auth_jwt "api";
-                auth_jwt_limit many;
-                proxy_pass {{upstream}};
-            }
-            location = /metrics {
-                auth_jwt_metrics;
-            }
-        }
-    "#;
-    let nginx = Nginx::http(conf).start();
-    let token = sub("erin");
-    let keys = 2000u64;
-    let mut f = Failures::new();
-    let other: Vec<u16> = (0..keys)
-        .map(|n| nginx.get(&format!("/?u=k{n}")).bearer(&token).send().status)
-        .filter(|s| *s != 200)
-        .collect();
-    f.check(
-        "all allowed",
-        other.is_empty().then_some(()).ok_or(format!("{other:?}")),
-    );
-    let metrics = nginx.get("/metrics").send().text();
-    let value = |name: &str| -> u64 {
-        let prefix = format!("{name}{{zone=\"many\"}} ");
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
-            .unwrap_or(u64::MAX)
-    };
-    let capacity = value("nginx_auth_jwt_limit_capacity");
-    let held = value("nginx_auth_jwt_limit_keys");
-    let evicted = value("nginx_auth_jwt_limit_evictions_total");
-    // A slot stays free only when every key whose 8 slots cover it found another one first.
-    f.check(
-        "within size=, the rest evicted and counted",
-        (capacity == 681
-            && held <= capacity
-            && held * 100 >= capacity * 95
-            && held + evicted == keys)
-            .then_some(())
-            .ok_or(format!(
-                "capacity {capacity}, keys {held}, evicted {evicted}"
-            )),
-    );
-    f.assert();
-    nginx.finish();
 }

@@ -324,6 +324,24 @@ pub fn key_hash(zone: &str, value: &[u8]) -> u64 {
     h.max(1)
 }
 
+/// The claim a `key=` reads when it is exactly one `$jwt_claim_<name>` (or
+/// `${jwt_claim_<name>}`): the name as NGINX looks it up, lower-cased. Such a key is read
+/// straight from the verified claims, not through NGINX's script engine and variable slot.
+pub fn claim_key(key: &str) -> Option<String> {
+    let name = key.strip_prefix('$')?;
+    let name = match name.strip_prefix('{') {
+        Some(braced) => braced.strip_suffix('}')?,
+        None => name,
+    };
+    let is_name = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    if !name.bytes().all(is_name) {
+        return None;
+    }
+    let name = name.to_ascii_lowercase();
+    let claim = name.strip_prefix("jwt_claim_")?;
+    (!claim.is_empty()).then(|| claim.to_owned())
+}
+
 /// The Redis key for one key's window.
 pub fn redis_key(zone: &str, hash: u64, window: u64) -> String {
     format!("auth_jwt:limit:{zone}:{hash:016x}:{window}")

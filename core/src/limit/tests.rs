@@ -12,6 +12,26 @@ fn words(n: usize) -> Vec<AtomicU64> {
 }
 
 #[test]
+fn a_key_of_one_claim_variable_names_the_claim() {
+    for (key, claim) in [
+        ("$jwt_claim_sub", Some("sub")),
+        ("${jwt_claim_client_id}", Some("client_id")),
+        ("$JWT_CLAIM_Sub", Some("sub")),
+        ("$jwt_claim_", None),
+        ("$jwt_claim_sub:$jwt_claim_iss", None),
+        ("$jwt_claim_sub-x", None),
+        ("${jwt_claim_sub}x", None),
+        ("${jwt_claim_sub", None),
+        ("$jwt_header_kid", None),
+        ("$arg_u", None),
+        ("jwt_claim_sub", None),
+        ("$", None),
+    ] {
+        assert_eq!(claim_key(key).as_deref(), claim, "{key}");
+    }
+}
+
+#[test]
 fn zone_arguments() {
     let a = parse_limit_zone(&["api", "key=$jwt_claim_sub", "rate=10r/s"]).unwrap();
     assert_eq!(a.key, "$jwt_claim_sub");
