@@ -260,10 +260,11 @@ fn limited(
     let key_of = |conf: &LimitZoneConf| {
         let hash = |value: &[u8]| (!value.is_empty()).then(|| key_hash(&conf.args.name, value));
         match &conf.claim {
-            // Straight from the claims: what the variable would show, without NGINX's script
-            // engine and a copy into the pool (half of what a limit costs a request).
+            // Straight from the claims, rendered as the variable renders them, without NGINX's
+            // script engine and a copy into the pool. Even a claim that the variable would not
+            // show (a control character) is counted, by its text: it never leaves the hash.
             Some(c) if variables::is_claim_var(request, c.index) => {
-                hash(variables::claim_text(token, &c.name)?.as_bytes())
+                hash(identity::render(token.claims.get(&c.name)?).as_bytes())
             }
             _ => hash(request.get_complex_value(conf.key.as_ref())?.as_bytes()),
         }

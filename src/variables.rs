@@ -11,7 +11,6 @@ use std::borrow::Cow;
 use crate::ctx::{self, JwtCtx};
 use crate::headers::copy_str;
 use crate::log::boundary;
-use auth_jwt_core::authn::Verified;
 use auth_jwt_core::identity;
 use ngx::http::{HttpModuleMainConf, NgxHttpCoreModule, Request};
 
@@ -98,9 +97,14 @@ unsafe fn evaluate(
     // The value is borrowed from the context where it can be (a string claim, the payload,
     // the status) and copied once, into the request pool.
     let copied = boundary("variable", log, Err(()), || {
-        let Some(text) = ctx::get(r).and_then(value).and_then(shown) else {
+        let Some(text) = ctx::get(r).and_then(value) else {
             return Ok(None);
         };
+        // A value with a control character could split a header or a request wherever the
+        // variable is used (`proxy_set_header`, `add_header`, a log line): never produced.
+        if text.bytes().any(|b| b.is_ascii_control()) {
+            return Ok(None);
+        }
         // SAFETY: the request's pool lives as long as the request.
         unsafe { copy_str(r.pool, &text) }.map(Some).ok_or(())
     });
@@ -113,19 +117,6 @@ unsafe fn evaluate(
         Err(()) => return NGX_ERROR as ngx_int_t,
     }
     NGX_OK as ngx_int_t
-}
-
-/// A value as a variable shows it: one with a control character could split a header or a
-/// request wherever the variable is used (`proxy_set_header`, `add_header`, a log line), so
-/// it is never produced (the variable is not found).
-fn shown(text: Cow<'_, str>) -> Option<Cow<'_, str>> {
-    (!text.bytes().any(|b| b.is_ascii_control())).then_some(text)
-}
-
-/// What `$jwt_claim_<name>` shows for `token`, without the variable: a rate limit keyed by
-/// exactly that variable reads it here (see [`is_claim_var`]).
-pub fn claim_text<'t>(token: &'t Verified, name: &str) -> Option<Cow<'t, str>> {
-    shown(identity::render(token.claims.get(name)?))
 }
 
 /// Whether the indexed variable `index` is this module's `$jwt_claim_<name>`, not a `map`
@@ -218,7 +209,11 @@ unsafe extern "C" fn get_claim(
     // SAFETY: for prefix variables `data` is the `ngx_str_t` name of the variable used.
     let name = unsafe { suffix(data, "jwt_claim_") };
     // SAFETY: called by NGINX as a get handler.
-    unsafe { evaluate(r, v, |ctx| claim_text(ctx.token.as_ref()?, name?)) }
+    unsafe {
+        evaluate(r, v, |ctx| {
+            Some(identity::render(ctx.token.as_ref()?.claims.get(name?)?))
+        })
+    }
 }
 
 /// `$jwt_header_<name>`.
