@@ -32,7 +32,7 @@ use auth_jwt_core::dpop::DpopPolicy;
 use auth_jwt_core::identity;
 use auth_jwt_core::jwt::claims::ClaimRules;
 use auth_jwt_core::jwt::error::{Status, VerifyError};
-use auth_jwt_core::limit::{key_hash, LimitStatus};
+use auth_jwt_core::limit::LimitStatus;
 
 /// Registered in the post-read phase by `postconfiguration`: removes the client's copies of
 /// every identity header name the server configures, before the rewrite phase evaluates any
@@ -258,13 +258,14 @@ fn limited(
         return Ok(LimitStatus::None);
     };
     let key_of = |conf: &LimitZoneConf| {
-        let hash = |value: &[u8]| (!value.is_empty()).then(|| key_hash(&conf.args.name, value));
+        let hash = |value: &[u8]| (!value.is_empty()).then(|| conf.hasher.hash(value));
         match &conf.claim {
-            // Straight from the claims, rendered as the variable renders them, without NGINX's
-            // script engine and a copy into the pool. Even a claim that the variable would not
-            // show (a control character) is counted, by its text: it never leaves the hash.
+            // Straight from the claims, rendered as the variable renders them (`sub` from the
+            // scan, without the claims tree), without NGINX's script engine and a copy into the
+            // pool. Even a claim that the variable would not show (a control character) is
+            // counted, by its text: it never leaves the hash.
             Some(c) if variables::is_claim_var(request, c.index) => {
-                hash(identity::render(token.claims.get(&c.name)?).as_bytes())
+                hash(token.claim_text(&c.name)?.as_bytes())
             }
             _ => hash(request.get_complex_value(conf.key.as_ref())?.as_bytes()),
         }

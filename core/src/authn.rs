@@ -1,6 +1,7 @@
 //! One token in, one verdict out: size, parse, signature, then claims, in that order.
 #![forbid(unsafe_code)]
 
+use std::borrow::Cow;
 use std::cell::OnceCell;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -107,6 +108,17 @@ impl Verified {
     /// or a DPoP key. Read from the scan, so a token without costs its checks no claims tree.
     pub fn has_cnf(&self) -> bool {
         self.spans.has_cnf()
+    }
+
+    /// A top-level claim as the variable `$jwt_claim_<name>` renders it
+    /// ([`identity::render`](crate::identity::render)): a `sub`, `iss` or `jti` string from the
+    /// scan's spans (no claims tree, no map search: a rate limit keyed by `sub` reads it per
+    /// request), anything else from the tree.
+    pub fn claim_text(&self, name: &str) -> Option<Cow<'_, str>> {
+        match self.spans.of(self.claims.text()).string(name) {
+            Some(text) => Some(text),
+            None => Some(crate::identity::render(self.claims.get(name)?)),
+        }
     }
 
     /// What the revocation check looks up: `kid`, `jti`, `sub` (under `iss`) and `iat`, read

@@ -255,6 +255,30 @@ fn the_revocation_probe_from_the_text_matches_the_tree() {
     }
 }
 
+/// A rate limit keyed by a claim reads it through `claim_text`, which takes `sub`, `iss` and
+/// `jti` strings from the scan: it must give what the variable gives from the tree.
+#[test]
+fn claim_text_from_the_text_matches_the_tree() {
+    let policy = signed_without_exp();
+    let payloads = [
+        r#"{"sub":"alice","iss":"https://idp","jti":"j-1","tenant":"t"}"#,
+        r#"{"s\u0075b":"al\"ice","iss":"a\/b","jti":"\u00e9"}"#,
+        r#"{"sub":42,"iss":null,"jti":["a","b"],"tenant":{"x":1}}"#,
+        r#"{"sub":"","iss":true,"jti":1.5}"#,
+        r#"{"sub":{"sub":"inner"}}"#,
+        r#"{}"#,
+    ];
+    for payload in payloads {
+        let token = hs256_token(r#"{"alg":"HS256"}"#, payload);
+        let (verified, _) = authenticate(token.as_bytes(), &hs256_keys(), &policy, 0)
+            .unwrap_or_else(|d| panic!("{payload}: {:?}", d.error));
+        for name in ["sub", "iss", "jti", "tenant", "exp"] {
+            let from_tree = verified.claims.get(name).map(crate::identity::render);
+            assert_eq!(verified.claim_text(name), from_tree, "{payload} {name}");
+        }
+    }
+}
+
 mod jwe_tests {
     use super::*;
     use crate::jwe::testkit::{oct, Enc2};

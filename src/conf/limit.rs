@@ -5,7 +5,7 @@ use super::directive::directive;
 use super::loc::{JwtLocConf, JwtMainConf};
 use crate::limit::{ClaimKey, LimitZoneConf, MAX_LIMIT_ZONES};
 use crate::revocation::RedisSource;
-use auth_jwt_core::limit::{claim_key, parse_limit_zone};
+use auth_jwt_core::limit::{claim_key, parse_limit_zone, KeyHasher};
 use auth_jwt_core::revocation::redis_url::{parse_redis_args, parse_redis_url};
 use std::sync::Arc;
 
@@ -37,7 +37,8 @@ directive! {
             }
             None => None,
         };
-        mcf.limits.push(LimitZoneConf { args: parsed, key, claim, redis });
+        let hasher = KeyHasher::new(&parsed.name);
+        mcf.limits.push(LimitZoneConf { args: parsed, key, claim, hasher, redis });
         Ok(())
     }
 }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use crate::conf::ext::ComplexValue;
 use crate::revocation::RedisSource;
 use auth_jwt_core::limit::table::REDIS_UP;
-use auth_jwt_core::limit::{key_hash, Decision, LimitStatus, LimitTable, LimitZoneArgs, Shown};
+use auth_jwt_core::limit::{
+    key_hash, Decision, KeyHasher, LimitStatus, LimitTable, LimitZoneArgs, Shown,
+};
 
 pub mod sync;
 
@@ -23,6 +25,8 @@ pub struct LimitZoneConf {
     pub key: ComplexValue,
     /// A `key=` of exactly one `$jwt_claim_<name>`: read from the claims directly.
     pub claim: Option<ClaimKey>,
+    /// The key hash with the zone's name already in it.
+    pub hasher: KeyHasher,
     /// `redis=`, with the password taken out of the URL (never logged).
     pub redis: Option<Arc<RedisSource>>,
 }

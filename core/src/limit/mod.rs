@@ -313,15 +313,35 @@ pub fn ratelimit_header(name: &str, remaining: u32, reset_s: u32) -> String {
     format!("\"{name}\";r={remaining};t={reset_s}")
 }
 
-/// The key's 64-bit identity, the same on every node (FNV-1a over the zone name and the
-/// key's value), used in the table and in the Redis key.
+/// The key's 64-bit identity, the same on every node (FNV-1a over the zone name, a zero
+/// byte and the key's value), used in the table and in the Redis key.
 pub fn key_hash(zone: &str, value: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in zone.bytes().chain([0]).chain(value.iter().copied()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
+    KeyHasher::new(zone).hash(value)
+}
+
+/// [`key_hash`] with the zone's part done once, at configuration load: the request path
+/// hashes only the value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyHasher(u64);
+
+impl KeyHasher {
+    const PRIME: u64 = 0x0100_0000_01b3;
+
+    pub fn new(zone: &str) -> Self {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for &b in zone.as_bytes().iter().chain(&[0]) {
+            h = (h ^ u64::from(b)).wrapping_mul(Self::PRIME);
+        }
+        Self(h)
     }
-    h.max(1)
+
+    pub fn hash(self, value: &[u8]) -> u64 {
+        let mut h = self.0;
+        for &b in value {
+            h = (h ^ u64::from(b)).wrapping_mul(Self::PRIME);
+        }
+        h.max(1)
+    }
 }
 
 /// The claim a `key=` reads when it is exactly one `$jwt_claim_<name>` (or

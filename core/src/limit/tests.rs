@@ -237,6 +237,25 @@ fn limit_status_values() {
     assert_eq!(LimitStatus::Rejected.as_str(), Some("REJECTED"));
 }
 
+/// The hash names the Redis keys, which nodes of two releases share during a rolling
+/// upgrade: it must stay FNV-1a over `zone`, a zero byte, `value` (this is the first form).
+fn key_hash_as_first_written(zone: &str, value: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in zone.bytes().chain([0]).chain(value.iter().copied()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h.max(1)
+}
+
+proptest! {
+    #[test]
+    fn the_key_hash_keeps_its_values(zone in "[a-z_]{0,12}", value in proptest::collection::vec(any::<u8>(), 0..64)) {
+        prop_assert_eq!(key_hash(&zone, &value), key_hash_as_first_written(&zone, &value));
+        prop_assert_eq!(KeyHasher::new(&zone).hash(&value), key_hash(&zone, &value));
+    }
+}
+
 #[test]
 fn key_identity() {
     assert_eq!(key_hash("a", b"alice"), key_hash("a", b"alice"));
