@@ -209,11 +209,7 @@ unsafe extern "C" fn get_claim(
     // SAFETY: for prefix variables `data` is the `ngx_str_t` name of the variable used.
     let name = unsafe { suffix(data, "jwt_claim_") };
     // SAFETY: called by NGINX as a get handler.
-    unsafe {
-        evaluate(r, v, |ctx| {
-            Some(identity::render(ctx.token.as_ref()?.claims.get(name?)?))
-        })
-    }
+    unsafe { evaluate(r, v, |ctx| ctx.token.as_ref()?.claim_text(name?)) }
 }
 
 /// `$jwt_header_<name>`.

@@ -110,10 +110,9 @@ impl Verified {
         self.spans.has_cnf()
     }
 
-    /// A top-level claim as the variable `$jwt_claim_<name>` renders it
-    /// ([`identity::render`](crate::identity::render)): a `sub`, `iss` or `jti` string from the
-    /// scan's spans (no claims tree, no map search: a rate limit keyed by `sub` reads it per
-    /// request), anything else from the tree.
+    /// A top-level claim as [`identity::render`](crate::identity::render) renders it, for
+    /// `$jwt_claim_<name>` and for a rate limit keyed by that claim: a `sub`, `iss` or `jti`
+    /// string from the scan's spans (no claims tree, no map search), anything else from the tree.
     pub fn claim_text(&self, name: &str) -> Option<Cow<'_, str>> {
         match self.spans.of(self.claims.text()).string(name) {
             Some(text) => Some(text),
