@@ -18,7 +18,7 @@ fn main() {
     let target = ProofTarget {
         method: b"GET",
         htu: &htu,
-        token: token.as_bytes(),
+        token_sha256: auth_jwt_core::dpop::token_digest(token.as_bytes()),
         now: v["iat"].as_i64().expect("iat"),
     };
     let rules = DpopRules::default();

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::cache::TokenCache;
 use crate::directive::TokenType;
+use crate::dpop;
 use crate::jwe::{self, DecryptKeys, Decrypted, JweError};
 
 use crate::jwt::alg::{Alg, AlgSet};
@@ -76,6 +77,8 @@ pub struct Verified {
     spans: Spans,
     /// The revocation table's keys for this token, hashed on first use and kept with it.
     probe: OnceCell<Probe>,
+    /// The access token's length and SHA-256 (a DPoP proof's `ath`), on first use.
+    digest: OnceCell<(usize, [u8; 32])>,
 }
 
 impl Verified {
@@ -96,6 +99,7 @@ impl Verified {
             claims,
             spans,
             probe: OnceCell::new(),
+            digest: OnceCell::new(),
         }
     }
 
@@ -117,6 +121,19 @@ impl Verified {
         match self.spans.of(self.claims.text()).string(name) {
             Some(text) => Some(text),
             None => Some(crate::identity::render(self.claims.get(name)?)),
+        }
+    }
+
+    /// SHA-256 of `token`, the access token this was verified from (the cache hands a
+    /// `Verified` only to the bytes it was stored under): hashed on first use and kept, so a
+    /// cached token's later DPoP requests skip it. A token of another length is hashed afresh.
+    pub fn token_digest(&self, token: &[u8]) -> [u8; 32] {
+        match self
+            .digest
+            .get_or_init(|| (token.len(), dpop::token_digest(token)))
+        {
+            &(len, digest) if len == token.len() => digest,
+            _ => dpop::token_digest(token),
         }
     }
 

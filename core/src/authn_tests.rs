@@ -279,6 +279,32 @@ fn claim_text_from_the_text_matches_the_tree() {
     }
 }
 
+/// A DPoP proof's `ath` is checked against this digest: it is the token's SHA-256 (here by
+/// RustCrypto, not OpenSSL), the same on a cache hit, and never a remembered one for
+/// another token.
+#[test]
+fn the_token_digest_is_the_tokens_sha256() {
+    use sha2::{Digest, Sha256};
+    let policy = signed_without_exp();
+    let token = hs256_token(r#"{"alg":"HS256"}"#, r#"{"sub":"alice"}"#);
+    let mut cache = Cache::new(4);
+    let sha = |t: &[u8]| -> [u8; 32] { Sha256::digest(t).into() };
+    for _ in 0..2 {
+        let (verified, _) =
+            authenticate_cached(token.as_bytes(), &hs256_keys(), &policy, 0, &mut cache);
+        let verified = verified.unwrap_or_else(|d| panic!("{:?}", d.error));
+        assert_eq!(
+            verified.token_digest(token.as_bytes()),
+            sha(token.as_bytes())
+        );
+        let longer = format!("{token}x");
+        assert_eq!(
+            verified.token_digest(longer.as_bytes()),
+            sha(longer.as_bytes())
+        );
+    }
+}
+
 mod jwe_tests {
     use super::*;
     use crate::jwe::testkit::{oct, Enc2};

@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
     let target = ProofTarget {
         method: b"GET",
         htu: "https://api.example/orders",
-        token: b"header.payload.signature",
+        token_sha256: dpop::token_digest(b"header.payload.signature"),
         now: NOW,
     };
     let rules = DpopRules::default();

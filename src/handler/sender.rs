@@ -213,7 +213,7 @@ fn dpop_check(
     let target = ProofTarget {
         method,
         htu: &htu,
-        token,
+        token_sha256: verified.token_digest(token),
         now,
     };
     let proof = PROOF_KEYS

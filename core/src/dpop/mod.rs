@@ -212,9 +212,16 @@ pub struct ProofTarget<'a> {
     pub method: &'a [u8],
     /// `scheme://authority/path` of the request, without query (`htu`).
     pub htu: &'a str,
-    /// The access token as sent (`ath`).
-    pub token: &'a [u8],
+    /// SHA-256 of the access token as sent (`ath`): [`token_digest`], or
+    /// [`Verified::token_digest`](crate::authn::Verified::token_digest), which keeps it with a
+    /// cached token.
+    pub token_sha256: [u8; 32],
     pub now: i64,
+}
+
+/// SHA-256 of an access token, which a proof's `ath` carries (RFC 9449 section 4.2).
+pub fn token_digest(token: &[u8]) -> [u8; 32] {
+    sha256(token)
 }
 
 /// A proof that passed every check but the replay check.
@@ -315,7 +322,7 @@ pub fn check_proof_cached(
     let jti = text("jti")
         .filter(|j| !j.is_empty())
         .ok_or(bad("jti missing"))?;
-    let ath = URL_SAFE_NO_PAD.encode(sha256(target.token));
+    let ath = URL_SAFE_NO_PAD.encode(target.token_sha256);
     let sent = text("ath").unwrap_or_default();
     if sent.len() != ath.len() || !openssl::memcmp::eq(sent.as_bytes(), ath.as_bytes()) {
         return Err(bad("ath does not match the access token"));

@@ -52,7 +52,7 @@ fn target() -> ProofTarget<'static> {
     ProofTarget {
         method: b"GET",
         htu: HTU,
-        token: TOKEN,
+        token_sha256: super::token_digest(TOKEN),
         now: NOW,
     }
 }
