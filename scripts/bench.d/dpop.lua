@@ -1,11 +1,14 @@
 -- wrk script for scripts/bench.d/dpop.sh (run with -t1): each request carries the next
--- one-use DPoP proof, or with BENCH_SCHEME=Bearer the same token as a bearer token and no
--- proof; the thread stops once every proof is sent, so no proof is ever replayed.
+-- one-use DPoP proof; with BENCH_SCHEME=Bearer the same token as a bearer token and no
+-- proof; with BENCH_SCHEME=es256 or hs256 the next of N distinct bearer tokens (each a cache
+-- miss). The thread stops once every line is sent, so no proof is ever replayed.
 local dir = os.getenv("BENCH_DIR")
 local token = io.open(dir .. "/token.txt"):read("*a")
-local bearer = os.getenv("BENCH_SCHEME") == "Bearer"
+local scheme = os.getenv("BENCH_SCHEME")
+local bearer = scheme ~= "DPoP"
+local fresh = scheme == "es256" or scheme == "hs256"
 local proofs = {}
-for line in io.lines(dir .. "/proofs.txt") do proofs[#proofs + 1] = line end
+for line in io.lines(dir .. "/" .. (fresh and scheme or "proofs") .. ".txt") do proofs[#proofs + 1] = line end
 local i, non200 = 0, 0
 
 request = function()
@@ -13,6 +16,9 @@ request = function()
   if i > #proofs then
     wrk.thread:stop()
     i = #proofs
+  end
+  if fresh then
+    return wrk.format("GET", "/bearer/", { Authorization = "Bearer " .. proofs[i] })
   end
   if bearer then
     return wrk.format("GET", "/bearer/", { Authorization = "Bearer " .. token })
