@@ -17,7 +17,7 @@ use crate::jwt::error::VerifyError;
 use crate::jwt::json::LazyJson;
 use crate::jwt::token::{self, HEADER_LIMITS};
 use crate::jwt::verify::KeySet;
-use crate::revocation::{Facts, Probe};
+use crate::revocation::{self, Clean, Facts, Probe, Revoked, Table};
 
 /// What a location demands of a token, besides a valid signature.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +77,8 @@ pub struct Verified {
     spans: Spans,
     /// The revocation table's keys for this token, hashed on first use and kept with it.
     probe: OnceCell<Probe>,
+    /// The last revocation check that found nothing, and when (see [`Clean`]).
+    clean: Clean,
     /// The access token's length and SHA-256 (a DPoP proof's `ath`), on first use.
     digest: OnceCell<(usize, [u8; 32])>,
 }
@@ -99,6 +101,7 @@ impl Verified {
             claims,
             spans,
             probe: OnceCell::new(),
+            clean: Clean::default(),
             digest: OnceCell::new(),
         }
     }
@@ -135,6 +138,12 @@ impl Verified {
             &(len, digest) if len == token.len() => digest,
             _ => dpop::token_digest(token),
         }
+    }
+
+    /// Whether `table` revokes this token at `now`: its [`probe`](Self::revocation_probe)
+    /// looked up, unless the table has not changed since a check found nothing.
+    pub fn revoked(&self, table: &Table<'_>, now: i64) -> Option<Revoked> {
+        revocation::check_remembered(table, self.revocation_probe(), &self.clean, now)
     }
 
     /// What the revocation check looks up: `kid`, `jti`, `sub` (under `iss`) and `iat`, read

@@ -281,7 +281,7 @@ pub fn check(
     if !conf.enabled() {
         return None;
     }
-    core_rev::check_probe(&zone.table(), token.revocation_probe(), now)
+    token.revoked(&zone.table(), now)
 }
 
 /// Whether `on_stale=503` applies now: Redis not read for longer than `max_stale`.

@@ -2,6 +2,7 @@
 //! `kid`), how one is read from a Redis Stream entry or a JSON file, and how a verified token
 //! is checked against the lock-free table in `table`.
 
+use core::cell::Cell;
 use core::fmt;
 
 pub mod file;
@@ -12,7 +13,7 @@ pub mod table;
 #[cfg(test)]
 mod tests;
 
-pub use self::table::{Insert, Table};
+pub use self::table::{Insert, Stamp, Table};
 
 /// What a revocation names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -340,6 +341,36 @@ impl Probe {
             iat: facts.iat,
         }
     }
+}
+
+/// A token's last check that found nothing, with the table's [`Stamp`] before it and its
+/// time: while the stamp holds, a check at that time or later finds nothing either (entries
+/// only expire), and costs two loads from the table's first cache line instead of the lookups.
+/// Kept with a cached token, in one worker.
+#[derive(Debug, Default)]
+pub struct Clean(Cell<Option<(Stamp, i64)>>);
+
+/// [`check_probe`] for a token that keeps its [`Clean`] memo.
+pub fn check_remembered(
+    table: &Table<'_>,
+    probe: &Probe,
+    clean: &Clean,
+    now: i64,
+) -> Option<Revoked> {
+    if table.is_empty() {
+        return None;
+    }
+    let stamp = table.stamp();
+    if let (Some(stamp), Some((seen, at))) = (stamp, clean.0.get()) {
+        if stamp == seen && now >= at {
+            return None;
+        }
+    }
+    let revoked = check_probe(table, probe, now);
+    if revoked.is_none() {
+        clean.0.set(stamp.map(|stamp| (stamp, now)));
+    }
+    revoked
 }
 
 /// Checks a token against the table at `now`: its `kid`, its `jti`, and its `sub` under its

@@ -19,6 +19,8 @@ const LEN: usize = 1;
 /// Entries per kind, at `COUNTS + i` for `Kind::ALL[i]`.
 const COUNTS: usize = 2;
 const WRITER: usize = 5;
+/// Inserts and widenings so far: with `SEQ` (deletes), what a [`Stamp`] compares.
+const GEN: usize = 6;
 /// Words before the first slot (one cache line).
 pub const HEADER: usize = 8;
 /// Bytes per slot.
@@ -35,6 +37,15 @@ pub struct Table<'a> {
     words: &'a [AtomicU64],
     slots: usize,
     mask: usize,
+}
+
+/// A table's state as far as lookups can tell: two equal stamps of one table enclose no
+/// insert, widening or delete (see [`Table::stamp`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    table: usize,
+    seq: u64,
+    gen: u64,
 }
 
 /// What an insert did.
@@ -121,6 +132,20 @@ impl<'a> Table<'a> {
         (key >> 2) as usize & self.mask
     }
 
+    /// The table's stamp, read before a lookup; `None` while a delete is under way.
+    pub fn stamp(&self) -> Option<Stamp> {
+        if self.slots == 0 {
+            return None;
+        }
+        let seq = self.word(SEQ).load(Ordering::Acquire);
+        let gen = self.word(GEN).load(Ordering::Acquire);
+        (seq & 1 == 0).then_some(Stamp {
+            table: self.words.as_ptr() as usize,
+            seq,
+            gen,
+        })
+    }
+
     /// The live entry for `key` at `now`. Never waits: after a bounded number of retries
     /// behind a delete it answers with what it saw.
     pub fn get(&self, key: u64, now: i64) -> Option<Entry> {
@@ -203,6 +228,7 @@ impl<'a> Table<'a> {
                     return Insert::Unchanged;
                 }
                 self.meta_at(i).store(new.meta(), Ordering::Release);
+                self.word(GEN).fetch_add(1, Ordering::Release);
                 return Insert::Updated;
             }
             if k == 0 {
@@ -213,6 +239,7 @@ impl<'a> Table<'a> {
                 self.key_at(i).store(e.key, Ordering::Release);
                 self.word(LEN).fetch_add(1, Ordering::Relaxed);
                 self.count_word(e.kind()).fetch_add(1, Ordering::Relaxed);
+                self.word(GEN).fetch_add(1, Ordering::Release);
                 return Insert::Added;
             }
             i = (i + 1) & self.mask;
