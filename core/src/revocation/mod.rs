@@ -11,6 +11,8 @@ pub mod report;
 pub mod table;
 
 #[cfg(test)]
+mod clean_tests;
+#[cfg(test)]
 mod tests;
 
 pub use self::table::{Insert, Stamp, Table};
