@@ -45,3 +45,36 @@ hold_services() {
     chmod 755 /usr/sbin/policy-rc.d
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 }
+
+# callgrind_nginx NGINX PREFIX PORT OUT CMD...: runs NGINX (PREFIX/conf/nginx.conf, which must
+# say `daemon off; master_process off;`) under callgrind, one output file per thread (OUT-01 is
+# the main thread, the request path), waits up to 60 s for PORT to listen, runs CMD (with
+# CALLGRIND_PID set to valgrind's pid, for a caller's clean-up on interrupt), then stops
+# NGINX (QUIT, KILL after 60 s). Valgrind's log goes to PREFIX/valgrind.log. Fails when NGINX
+# did not listen or OUT-01 is missing; a failing CMD is reported on stderr.
+callgrind_nginx() {
+    local nginx=$1 prefix=$2 port=$3 out=$4 vpid i
+    shift 4
+    rm -f "$out" "$out"-*
+    valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$out" \
+        "$nginx" -p "$prefix/" -c conf/nginx.conf >"$prefix/valgrind.log" 2>&1 &
+    vpid=$!
+    CALLGRIND_PID=$vpid
+    for ((i = 0; i < 600; i++)); do
+        ss -Hltn "( sport = :$port )" 2>/dev/null | grep -q . && break
+        kill -0 "$vpid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if ! ss -Hltn "( sport = :$port )" 2>/dev/null | grep -q .; then
+        echo "callgrind: nginx in $prefix did not listen on $port" >&2
+        tail -5 "$prefix/valgrind.log" >&2 || true
+        kill -KILL "$vpid" 2>/dev/null || true
+        return 1
+    fi
+    "$@" || echo "callgrind: '$*' failed" >&2
+    kill -QUIT "$vpid" 2>/dev/null || true
+    for ((i = 0; i < 600; i++)); do kill -0 "$vpid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$vpid" 2>/dev/null || true
+    wait "$vpid" 2>/dev/null || true
+    [ -s "$out-01" ]
+}

@@ -125,23 +125,11 @@ BEGIN {
 # callgrind, (W + CG requests) minus (W requests), the main thread only (out-01).
 case " ${BENCH_SKIP:-} " in *" callgrind "*) CG=0 ;; *) CG=${BENCH_DPOP_CALLGRIND:-200} ;; esac
 cg_total() { # kind count -> total Ir of the main thread
-    local dir=$TMP/cg-$1-$2 vpid i
+    local dir=$TMP/cg-$1-$2
     mkdir -p "$dir/conf" "$dir/logs"
     conf "$PORT" $'daemon off;\nmaster_process off;' >"$dir/conf/nginx.conf"
-    valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$dir/cg.out" \
-        "$NGINX" -p "$dir" -c conf/nginx.conf >"$dir/valgrind.log" 2>&1 &
-    vpid=$!
-    for ((i = 0; i < 600; i++)); do
-        ss -Hltn "( sport = :$PORT )" 2>/dev/null | grep -q . && break
-        kill -0 "$vpid" 2>/dev/null || break
-        sleep 0.1
-    done
-    timeout 600 python3 scripts/bench.d/dpop_client.py "$PORT" "$TMP" "$1" "$2" >&2 ||
-        echo "dpop.sh: callgrind $1: not every answer was 200" >&2
-    kill -QUIT "$vpid" 2>/dev/null || true
-    for ((i = 0; i < 600; i++)); do kill -0 "$vpid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$vpid" 2>/dev/null || true
-    wait "$vpid" 2>/dev/null || true
+    callgrind_nginx "$NGINX" "$dir" "$PORT" "$dir/cg.out" \
+        timeout 600 python3 scripts/bench.d/dpop_client.py "$PORT" "$TMP" "$1" "$2" >&2 || return 1
     callgrind_annotate "$dir/cg.out-01" 2>/dev/null | awk '/PROGRAM TOTALS/ && !t { gsub(",", "", $1); t = $1 } END { print t }'
 }
 W=10
@@ -149,10 +137,13 @@ W=10
 if [ "$CG" -gt 0 ]; then
     declare -A IR=()
     for kind in bearer dpop es256 hs256; do
-        a=$(cg_total "$kind" "$W")
-        b=$(cg_total "$kind" $((W + CG)))
+        a=$(cg_total "$kind" "$W") || a=
+        b=$(cg_total "$kind" $((W + CG))) || b=
+        [ -n "$a" ] && [ -n "$b" ] || { echo "dpop.sh: callgrind $kind: no totals (see $TMP/cg-$kind-*/valgrind.log)" >&2; CG=0; break; }
         IR[$kind]=$(((b - a) / CG))
     done
+fi
+if [ "$CG" -gt 0 ]; then
     echo
     echo "Callgrind, instructions per request ($CG requests after $W, one NGINX process each):"
     echo "Bearer ${IR[bearer]}, DPoP ${IR[dpop]}, a new ES256 token ${IR[es256]}, a new HS256 token ${IR[hs256]}"
