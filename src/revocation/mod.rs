@@ -271,7 +271,8 @@ pub fn init_zone(
 }
 
 /// The request path: whether the verified token is revoked. One lookup per fact in shared
-/// memory, no lock, no allocation.
+/// memory, or none while the table has not changed since the token's last clean check; no
+/// lock, no allocation.
 pub fn check(
     zone: &RevocationZone,
     conf: &RevocationConf,
