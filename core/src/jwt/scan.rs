@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 
 use super::json::{JsonError, Limits, NUMBER_TOKEN};
 pub use super::scan_text::unescape;
-use super::scan_text::{hex, plain_run, Key, Keys, LINEAR_KEYS};
+use super::scan_text::{hex, plain_run, Key, Keys, Seen, LINEAR_KEYS};
 
 /// What kind of JSON value a span holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -346,12 +346,15 @@ impl<'a> Scanner<'a, '_> {
         self.enter(inner)?;
         let base = self.keys.len;
         let mut sorted: Option<BTreeSet<Cow<'a, str>>> = None;
+        let mut seen = Seen::default();
         loop {
             self.count()?;
             if self.is_reserved(key) {
                 return Err(JsonError::ReservedKey);
             }
-            if self.is_duplicate(base, key, &mut sorted) {
+            if !seen.surely_new(key, self.keys.len - base)
+                && self.is_duplicate(base, key, &mut sorted)
+            {
                 return Err(JsonError::DuplicateKey);
             }
             self.keys.push(key);

@@ -174,8 +174,56 @@ fn wide_objects() {
         let doc = format!("{{{},{dup}}}", keys.join(","));
         assert_eq!(agree(doc.as_bytes(), limits), Err(JsonError::DuplicateKey));
     }
+    // Each key again, wherever the sorted set took over from the filter.
+    for i in 0..keys.len() {
+        let doc = format!("{{{},\"k{i}\":0}}", keys.join(","));
+        assert_eq!(
+            agree(doc.as_bytes(), limits),
+            Err(JsonError::DuplicateKey),
+            "k{i}"
+        );
+    }
     let doc = format!("{{{},\"\\u006b100\":1}}", keys.join(","));
     assert_eq!(agree(doc.as_bytes(), limits), Ok(()));
+}
+
+/// Every key of objects of 1 to 20 keys, repeated as it is or escaped, after its first
+/// spelling as it is or escaped: the duplicate filter (`Seen`) and the sorted set past
+/// `LINEAR_KEYS` find each one; keys alike in length and first eight bytes are not confused.
+#[test]
+fn duplicates_at_every_position() {
+    let limits = Limits {
+        max_depth: 4,
+        max_members: 64,
+    };
+    let name = |i: usize| format!("{}{i}", ["k", "longerkey", "longerkez"][i % 3]);
+    let escaped = |name: &str| format!("\\u{:04x}{}", name.as_bytes()[0], &name[1..]);
+    for n in 1..=20 {
+        for first_escaped in [None, Some(0), Some(n - 1)] {
+            let members: Vec<String> = (0..n)
+                .map(|i| {
+                    let k = if first_escaped == Some(i) {
+                        escaped(&name(i))
+                    } else {
+                        name(i)
+                    };
+                    format!("\"{k}\":{i}")
+                })
+                .collect();
+            let doc = format!("{{{}}}", members.join(","));
+            assert_eq!(agree(doc.as_bytes(), limits), Ok(()), "{doc}");
+            for i in 0..n {
+                for again in [name(i), escaped(&name(i))] {
+                    let doc = format!("{{{},\"{again}\":0}}", members.join(","));
+                    assert_eq!(
+                        agree(doc.as_bytes(), limits),
+                        Err(JsonError::DuplicateKey),
+                        "{doc}"
+                    );
+                }
+            }
+        }
+    }
 }
 
 #[test]

@@ -45,6 +45,35 @@ impl Keys {
     }
 }
 
+/// A one-word filter over an object's keys, which settles most duplicate checks without
+/// comparing keys: a bit per key, picked by its length and first bytes, so equal keys pick
+/// the same bit, and a key whose bit is clear is new. It answers only while every key of the
+/// object is unescaped (an escape can spell a key in other bytes) and the object has fewer
+/// than [`LINEAR_KEYS`] keys (beyond, the sorted set must see every key).
+#[derive(Default)]
+pub(super) struct Seen {
+    bits: u64,
+    escaped: bool,
+}
+
+impl Seen {
+    /// Whether `key` is surely not among the object's `count` keys before it. `false` means
+    /// the keys must be compared.
+    #[inline(always)]
+    pub(super) fn surely_new(&mut self, key: Key, count: usize) -> bool {
+        self.escaped |= key.escaped;
+        if self.escaped || count >= LINEAR_KEYS {
+            return false;
+        }
+        let len = (key.end - key.start) as u64;
+        let mixed = (key.head ^ len.rotate_left(56)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let bit = 1u64 << (mixed >> 58);
+        let new = self.bits & bit == 0;
+        self.bits |= bit;
+        new
+    }
+}
+
 /// How many bytes at the start of `b` a string holds as they are: printable ASCII but for
 /// `"` and `\\`. Eight bytes at a time, as serde_json does.
 pub(super) fn plain_run(b: &[u8]) -> usize {
