@@ -64,9 +64,10 @@ impl Expect<'_> {
 pub struct Verified {
     /// The JWS algorithm (of the inner token, when nested); none for an encrypted token.
     pub alg: Option<Alg>,
-    pub kid: Option<String>,
-    /// The header's members (a map, built on first use).
-    pub header: LazyJson,
+    pub kid: Option<Rc<str>>,
+    /// The header's members (a map, built on first use), shared with the thread's other
+    /// tokens of the same header ([`crate::jwt::header`]).
+    pub header: Rc<LazyJson>,
     /// The payload's members (a map, built on first use: variables, identity headers).
     pub claims: LazyJson,
     /// `exp` and `nbf` of `claims`, read once.
@@ -86,8 +87,8 @@ pub struct Verified {
 impl Verified {
     fn new(
         alg: Option<Alg>,
-        kid: Option<String>,
-        header: LazyJson,
+        kid: Option<Rc<str>>,
+        header: Rc<LazyJson>,
         times: claims::Times,
         payload: token::Payload,
     ) -> Self {
@@ -220,7 +221,8 @@ pub fn authenticate(
             let payload = token::Payload::from_bytes(plaintext).map_err(denial)?;
             let times =
                 claims::check_times(&payload.registered(), &policy.claims, now).map_err(denial)?;
-            let header = LazyJson::new(header, HEADER_LIMITS);
+            let header = Rc::new(LazyJson::new(header, HEADER_LIMITS));
+            let kid = kid.as_deref().map(Rc::from);
             Ok((Verified::new(None, kid, header, times, payload), None))
         }
         Expect::Nested(keys) => {
@@ -265,7 +267,7 @@ fn authenticate_jws(
     let parsed = token::parse(token)?;
     let denial = |error| Denial {
         error,
-        kid: parsed.kid.clone(),
+        kid: parsed.kid.as_deref().map(str::to_owned),
         alg: Some(parsed.alg),
     };
     // The payload waits for the signature, unless a source is bound to an issuer (OIDC
@@ -282,6 +284,7 @@ fn authenticate_jws(
         _ => None,
     };
     let keys = verify_any(&parsed, iss.as_deref(), sources, policy.algorithms).map_err(denial)?;
+    parsed.remember_header();
     drop(iss);
     let payload = match early {
         Some(payload) => payload,
@@ -399,7 +402,7 @@ pub fn authenticate_cached(
 fn recheck(verified: &Verified, policy: &Policy<'_>, now: i64) -> Result<(), Denial> {
     let denial = |error| Denial {
         error,
-        kid: verified.kid.clone(),
+        kid: verified.kid.as_deref().map(str::to_owned),
         alg: verified.alg,
     };
     if let Some(alg) = verified.alg.filter(|&a| !policy.algorithms.contains(a)) {

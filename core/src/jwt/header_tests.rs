@@ -87,7 +87,13 @@ fn a_remembered_header_is_no_verdict() {
     assert_eq!(err.error, VerifyError::BadSignature);
     assert!(!parse(segment(&forged)).unwrap().1);
 
-    authenticate(token(header, CLAIMS, true).as_bytes(), &sources(), &policy(), 0).unwrap();
+    authenticate(
+        token(header, CLAIMS, true).as_bytes(),
+        &sources(),
+        &policy(),
+        0,
+    )
+    .unwrap();
     assert!(parse(segment(&forged)).unwrap().1);
     let err = authenticate(forged.as_bytes(), &sources(), &policy(), 0).unwrap_err();
     assert_eq!(err.error, VerifyError::BadSignature);
@@ -108,7 +114,13 @@ fn a_remembered_header_is_no_verdict() {
 #[test]
 fn only_the_same_bytes_match() {
     let header = r#"{"alg":"HS256","kid":"k1"}"#;
-    authenticate(token(header, CLAIMS, true).as_bytes(), &sources(), &policy(), 0).unwrap();
+    authenticate(
+        token(header, CLAIMS, true).as_bytes(),
+        &sources(),
+        &policy(),
+        0,
+    )
+    .unwrap();
     let reordered = token(r#"{"kid":"k1","alg":"HS256"}"#, CLAIMS, true);
     assert!(!parse(segment(&reordered)).unwrap().1);
     let known = URL_SAFE_NO_PAD.encode(header);
@@ -126,15 +138,34 @@ fn only_the_same_bytes_match() {
 fn the_memo_is_bounded() {
     let header = |i: usize| format!(r#"{{"alg":"HS256","kid":"k1","n":{i}}}"#);
     for i in 0..KNOWN_HEADERS + 2 {
-        authenticate(token(&header(i), CLAIMS, true).as_bytes(), &sources(), &policy(), 0).unwrap();
+        authenticate(
+            token(&header(i), CLAIMS, true).as_bytes(),
+            &sources(),
+            &policy(),
+            0,
+        )
+        .unwrap();
     }
-    let known = |i: usize| parse(URL_SAFE_NO_PAD.encode(header(i)).as_bytes()).unwrap().1;
+    let known = |i: usize| {
+        parse(URL_SAFE_NO_PAD.encode(header(i)).as_bytes())
+            .unwrap()
+            .1
+    };
     assert!(!known(0) && !known(1));
     assert!((2..KNOWN_HEADERS + 2).all(known));
     KNOWN.with_borrow(|k| assert_eq!(k.entries.len(), KNOWN_HEADERS));
 
-    let long = format!(r#"{{"alg":"HS256","kid":"k1","pad":"{}"}}"#, "x".repeat(800));
-    authenticate(token(&long, CLAIMS, true).as_bytes(), &sources(), &policy(), 0).unwrap();
+    let long = format!(
+        r#"{{"alg":"HS256","kid":"k1","pad":"{}"}}"#,
+        "x".repeat(800)
+    );
+    authenticate(
+        token(&long, CLAIMS, true).as_bytes(),
+        &sources(),
+        &policy(),
+        0,
+    )
+    .unwrap();
     assert!(URL_SAFE_NO_PAD.encode(&long).len() > MAX_KNOWN_HEADER);
     assert!(!parse(URL_SAFE_NO_PAD.encode(&long).as_bytes()).unwrap().1);
 }

@@ -5,6 +5,7 @@ pub mod alg;
 pub mod claims;
 mod ed25519;
 pub mod error;
+pub mod header;
 mod hmac;
 pub mod json;
 pub mod key;

@@ -4,43 +4,39 @@
 #![forbid(unsafe_code)]
 
 use std::fmt;
+use std::rc::Rc;
 
 use super::alg::Alg;
 use super::claims::{RawClaims, Spans};
 use super::error::VerifyError;
+use super::header::{self, Header};
 use super::json::{JsonError, LazyJson, Limits};
-use super::scan::{self, Span};
+use super::scan;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
-/// Longest `kid` accepted in a token header, in bytes.
-pub const MAX_KID_LEN: usize = 256;
-
-pub const HEADER_LIMITS: Limits = Limits {
-    max_depth: 8,
-    max_members: 64,
-};
+pub use super::header::{HEADER_LIMITS, MAX_KID_LEN};
 
 pub const PAYLOAD_LIMITS: Limits = Limits {
     max_depth: 16,
     max_members: 1024,
 };
 
-/// Headers that point at keys chosen by the token's author; keys only come from configuration.
-const KEY_REFERENCE_HEADERS: [&str; 3] = ["jku", "x5u", "jwk"];
-
 /// A compact JWS with a valid header and segments, whose signature has not been checked
 /// yet and whose payload has not been decoded yet.
 pub struct Token<'a> {
     pub alg: Alg,
-    pub kid: Option<String>,
+    pub kid: Option<Rc<str>>,
     /// The header's JSON text, its members parsed on first use (`$jwt_header_*`).
-    pub header: LazyJson,
+    pub header: Rc<LazyJson>,
     /// `<header>.<payload>` exactly as received: the bytes the signature covers.
     pub signing_input: &'a [u8],
     pub signature: Vec<u8>,
     /// The payload segment, base64url as received.
     payload: &'a [u8],
+    /// The header segment, and whether its parse came from the thread's memo.
+    header_segment: &'a [u8],
+    header_known: bool,
 }
 
 /// A token's decoded payload, scanned: strict JSON, its registered claims located.
@@ -73,6 +69,19 @@ impl fmt::Debug for Payload {
 }
 
 impl Token<'_> {
+    /// Lets the thread's next tokens with this header skip its parse: call it once this
+    /// token verified.
+    pub fn remember_header(&self) {
+        if !self.header_known {
+            let header = Header {
+                alg: self.alg,
+                kid: self.kid.clone(),
+                json: Rc::clone(&self.header),
+            };
+            header::remember(self.header_segment, &header);
+        }
+    }
+
     /// Decodes and scans the payload: strict base64url, UTF-8, a strict JSON object (every
     /// rule of `json::parse_object`, without building its tree).
     pub fn payload(&self) -> Result<Payload, VerifyError> {
@@ -97,16 +106,6 @@ impl Payload {
             spans,
         })
     }
-}
-
-/// The header members the rules read.
-#[derive(Default)]
-struct HeaderSpans {
-    alg: Option<Span>,
-    kid: Option<Span>,
-    crit: bool,
-    /// Which of [`KEY_REFERENCE_HEADERS`] are present.
-    key_reference: [bool; 3],
 }
 
 impl fmt::Debug for Token<'_> {
@@ -146,42 +145,8 @@ pub fn parse(token: &[u8]) -> Result<Token<'_>, VerifyError> {
     if header.is_empty() {
         return Err(VerifyError::Malformed("empty header"));
     }
-    let header = decode(header).ok_or(VerifyError::Malformed("bad base64url in header"))?;
-    let mut found = HeaderSpans::default();
-    scan::scan_object(&header, HEADER_LIMITS, |name, value| match name {
-        b"alg" => found.alg = Some(value),
-        b"kid" => found.kid = Some(value),
-        b"crit" => found.crit = true,
-        _ => {
-            if let Some(i) = KEY_REFERENCE_HEADERS
-                .iter()
-                .position(|h| h.as_bytes() == name)
-            {
-                found.key_reference[i] = true;
-            }
-        }
-    })
-    .map_err(header_error)?;
-    let header = String::from_utf8(header).map_err(|_| header_error(JsonError::Syntax))?;
-    let alg = match found.alg.map(|s| s.string(&header)) {
-        None => return Err(VerifyError::Malformed("header has no alg")),
-        Some(Some(s)) if s.eq_ignore_ascii_case("none") => return Err(VerifyError::AlgNone),
-        Some(Some(s)) => Alg::from_name(&s).ok_or(VerifyError::UnsupportedAlg)?,
-        Some(None) => return Err(VerifyError::Malformed("alg is not a string")),
-    };
-    if found.crit {
-        return Err(VerifyError::CritUnsupported);
-    }
-    if let Some(i) = found.key_reference.iter().position(|&present| present) {
-        return Err(VerifyError::KeyReferenceHeader(KEY_REFERENCE_HEADERS[i]));
-    }
-    let kid = match found.kid.map(|s| s.string(&header)) {
-        None => None,
-        Some(Some(s)) if s.len() <= MAX_KID_LEN => Some(s.into_owned()),
-        Some(Some(_)) => return Err(VerifyError::Malformed("kid is too long")),
-        Some(None) => return Err(VerifyError::Malformed("kid is not a string")),
-    };
-    let header = LazyJson::new(header, HEADER_LIMITS);
+    let header_segment = header;
+    let (Header { alg, kid, json }, header_known) = header::parse(header_segment)?;
 
     if payload.is_empty() {
         return Err(VerifyError::Malformed("empty payload"));
@@ -196,10 +161,12 @@ pub fn parse(token: &[u8]) -> Result<Token<'_>, VerifyError> {
     Ok(Token {
         alg,
         kid,
-        header,
+        header: json,
         signing_input,
         signature,
         payload,
+        header_segment,
+        header_known,
     })
 }
 
@@ -235,12 +202,15 @@ fn find_dot(text: &[u8]) -> Option<usize> {
 
 /// Strict base64url (RFC 7515 §2): URL-safe alphabet only, no padding, no whitespace, and
 /// zero trailing bits, so every byte string has exactly one accepted encoding.
+///
+/// Into a `Vec` from `malloc`, not the crate's `vec![0; n]`: glibc's `calloc` bypasses its
+/// per-thread cache, and the buffers it returned then pile up in the fast bins, which the next
+/// large allocation (NGINX's header buffer) must consolidate: ~500 instructions per token.
 pub fn decode(segment: &[u8]) -> Option<Vec<u8>> {
-    URL_SAFE_NO_PAD.decode(segment).ok()
-}
-
-fn header_error(e: JsonError) -> VerifyError {
-    VerifyError::Malformed(header_text(e))
+    // What `decode_vec` reserves for the output, so that it does not reallocate.
+    let mut out = Vec::with_capacity(segment.len().div_ceil(4) * 3);
+    URL_SAFE_NO_PAD.decode_vec(segment, &mut out).ok()?;
+    Some(out)
 }
 
 fn payload_error(e: JsonError) -> VerifyError {
