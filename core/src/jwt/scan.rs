@@ -362,9 +362,16 @@ impl<'a> Scanner<'a, '_> {
             self.eat(b':')?;
             if depth == 0 {
                 let value = self.span(inner)?;
-                let name = self.unescaped_bytes(key);
+                let raw = self.raw(key);
                 if let Some(top) = self.top.as_mut() {
-                    top(&name, value);
+                    if key.escaped {
+                        top(
+                            unescape(std::str::from_utf8(raw).unwrap_or("")).as_bytes(),
+                            value,
+                        );
+                    } else {
+                        top(raw, value);
+                    }
                 }
             } else {
                 self.value(inner)?;
@@ -421,15 +428,12 @@ impl<'a> Scanner<'a, '_> {
         }
     }
 
-    fn unescaped_bytes(&self, key: Key) -> Cow<'a, [u8]> {
-        if key.escaped {
-            Cow::Owned(self.unescaped(key).into_owned().into_bytes())
-        } else {
-            Cow::Borrowed(self.raw(key))
-        }
-    }
-
+    #[inline(always)]
     fn is_reserved(&self, key: Key) -> bool {
+        // An escape only lengthens a key's text.
+        if key.end - key.start < NUMBER_TOKEN.len() {
+            return false;
+        }
         if key.escaped {
             self.unescaped(key) == NUMBER_TOKEN
         } else {

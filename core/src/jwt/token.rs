@@ -31,12 +31,44 @@ pub struct Token<'a> {
     pub header: Rc<LazyJson>,
     /// `<header>.<payload>` exactly as received: the bytes the signature covers.
     pub signing_input: &'a [u8],
-    pub signature: Vec<u8>,
+    pub signature: Signature,
     /// The payload segment, base64url as received.
     payload: &'a [u8],
     /// The header segment, and whether its parse came from the thread's memo.
     header_segment: &'a [u8],
     header_known: bool,
+}
+
+/// Longest signature kept on the stack: ES512's 132 bytes (HMAC, ECDSA and EdDSA fit).
+const INLINE_SIGNATURE: usize = 132;
+
+/// A decoded signature: on the stack when it fits [`INLINE_SIGNATURE`], else (RSA) on the heap.
+pub enum Signature {
+    Inline([u8; INLINE_SIGNATURE], usize),
+    Heap(Vec<u8>),
+}
+
+impl Signature {
+    /// Strict base64url, as [`decode`].
+    fn decode(segment: &[u8]) -> Option<Self> {
+        let mut bytes = [0; INLINE_SIGNATURE];
+        if segment.len().div_ceil(4) * 3 > INLINE_SIGNATURE {
+            return decode(segment).map(Signature::Heap);
+        }
+        let len = URL_SAFE_NO_PAD.decode_slice(segment, &mut bytes).ok()?;
+        Some(Signature::Inline(bytes, len))
+    }
+}
+
+impl std::ops::Deref for Signature {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Signature::Inline(bytes, len) => &bytes[..*len],
+            Signature::Heap(bytes) => bytes,
+        }
+    }
 }
 
 /// A token's decoded payload, scanned: strict JSON, its registered claims located.
@@ -156,7 +188,7 @@ pub fn parse(token: &[u8]) -> Result<Token<'_>, VerifyError> {
         return Err(VerifyError::Malformed("empty signature"));
     }
     let signature =
-        decode(signature).ok_or(VerifyError::Malformed("bad base64url in signature"))?;
+        Signature::decode(signature).ok_or(VerifyError::Malformed("bad base64url in signature"))?;
 
     Ok(Token {
         alg,

@@ -34,7 +34,7 @@ fn parses_a_token() {
     let payload = token.payload().unwrap();
     assert_eq!(payload.claims["sub"], "a");
     assert_eq!(payload.json(), r#"{"sub":"a","n":[1]}"#);
-    assert_eq!(token.signature, b"sig");
+    assert_eq!(*token.signature, *b"sig");
     let dot = text.rfind('.').unwrap();
     assert_eq!(token.signing_input, &text.as_bytes()[..dot]);
     assert!(!format!("{token:?}").contains("sub"));
@@ -97,11 +97,29 @@ fn rejects_bad_structure_and_encoding() {
         );
     }
     let canonical = format!("{h}.{p}.AA");
-    assert_eq!(parse(canonical.as_bytes()).unwrap().signature, [0]);
+    assert_eq!(*parse(canonical.as_bytes()).unwrap().signature, [0]);
     assert_eq!(
-        parse(format!("{h}.{p}.AAA").as_bytes()).unwrap().signature,
+        *parse(format!("{h}.{p}.AAA").as_bytes()).unwrap().signature,
         [0, 0]
     );
+}
+
+/// Signatures of every length around the stack buffer's read back as decoded, and a bad
+/// encoding is refused on either side of it.
+#[test]
+fn signatures_of_any_length() {
+    let (h, p) = (b64(br#"{"alg":"HS256"}"#), b64(CLAIMS.as_bytes()));
+    for len in 1..=300 {
+        let sig: Vec<u8> = (0..len).map(|i| (i * 7 + len) as u8).collect();
+        let text = format!("{h}.{p}.{}", b64(&sig));
+        assert_eq!(*parse(text.as_bytes()).unwrap().signature, *sig, "{len}");
+        let bad = format!("{text}=");
+        assert_eq!(
+            parse(bad.as_bytes()).err(),
+            Some(VerifyError::Malformed("bad base64url in signature")),
+            "{len}"
+        );
+    }
 }
 
 #[test]
