@@ -46,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
     }
     // The header scanned; its map (built on demand) is the strict parser's.
     let header = json::parse_object(parsed.header.text().as_bytes(), token::HEADER_LIMITS);
-    assert_eq!(header.as_ref(), Ok(&*parsed.header));
+    assert_eq!(header.as_ref(), Ok(&**parsed.header));
     if let (true, Ok(payload)) = (verified.is_ok(), parsed.payload()) {
         let map = json::parse_object(payload.json().as_bytes(), token::PAYLOAD_LIMITS);
         assert_eq!(map.as_ref(), Ok(&*payload.claims));
