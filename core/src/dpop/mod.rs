@@ -262,7 +262,7 @@ pub fn check_proof_cached(
     else {
         return Err(bad("is not a compact JWS"));
     };
-    let decode = |segment: &[u8]| URL_SAFE_NO_PAD.decode(segment).ok();
+    let decode = crate::jwt::b64::decode;
     let allowed = |alg: Option<Alg>| {
         alg.filter(|a| rules.algorithms.contains(*a))
             .ok_or(bad("alg is not allowed"))

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod alg;
+pub mod b64;
 pub mod claims;
 mod ed25519;
 pub mod error;

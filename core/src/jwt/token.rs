@@ -7,13 +7,12 @@ use std::fmt;
 use std::rc::Rc;
 
 use super::alg::Alg;
+use super::b64;
 use super::claims::{RawClaims, Spans};
 use super::error::VerifyError;
 use super::header::{self, Header};
 use super::json::{JsonError, LazyJson, Limits};
 use super::scan;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 
 pub use super::header::{HEADER_LIMITS, MAX_KID_LEN};
 
@@ -51,11 +50,11 @@ pub enum Signature {
 impl Signature {
     /// Strict base64url, as [`decode`].
     fn decode(segment: &[u8]) -> Option<Self> {
-        let mut bytes = [0; INLINE_SIGNATURE];
-        if segment.len().div_ceil(4) * 3 > INLINE_SIGNATURE {
+        if b64::decoded_len(segment.len())? > INLINE_SIGNATURE {
             return decode(segment).map(Signature::Heap);
         }
-        let len = URL_SAFE_NO_PAD.decode_slice(segment, &mut bytes).ok()?;
+        let mut bytes = [0; INLINE_SIGNATURE];
+        let len = b64::decode_to(segment, &mut bytes)?;
         Some(Signature::Inline(bytes, len))
     }
 }
@@ -234,15 +233,8 @@ fn find_dot(text: &[u8]) -> Option<usize> {
 
 /// Strict base64url (RFC 7515 §2): URL-safe alphabet only, no padding, no whitespace, and
 /// zero trailing bits, so every byte string has exactly one accepted encoding.
-///
-/// Into a `Vec` from `malloc`, not the crate's `vec![0; n]`: glibc's `calloc` bypasses its
-/// per-thread cache, and the buffers it returned then pile up in the fast bins, which the next
-/// large allocation (NGINX's header buffer) must consolidate: ~500 instructions per token.
 pub fn decode(segment: &[u8]) -> Option<Vec<u8>> {
-    // What `decode_vec` reserves for the output, so that it does not reallocate.
-    let mut out = Vec::with_capacity(segment.len().div_ceil(4) * 3);
-    URL_SAFE_NO_PAD.decode_vec(segment, &mut out).ok()?;
-    Some(out)
+    b64::decode(segment)
 }
 
 fn payload_error(e: JsonError) -> VerifyError {

@@ -1,5 +1,7 @@
 //! Tests of compact JWS parsing: segments, base64url, header and payload rules.
 use super::*;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 
 /// The header, then the payload, as `authn` reads them (with the signature check between).
 fn parse_all(text: &[u8]) -> Result<Payload, VerifyError> {
