@@ -226,7 +226,7 @@ impl<'a> Scanner<'a, '_> {
 
     /// A string at `self.i` (its opening quote); returns whether it holds an escape. As
     /// serde_json: no raw control characters, valid escapes, paired surrogates, UTF-8.
-    #[inline]
+    #[inline(always)]
     fn string(&mut self) -> Result<bool, JsonError> {
         self.i += 1;
         let start = self.i;
