@@ -199,7 +199,7 @@ fn decide(
         };
         if let Err(e) = identity::header_value(value) {
             return Ok(Outcome::Deny(Refusal::of(Denial {
-                kid: verified.kid.as_deref().map(str::to_owned),
+                kid: verified.kid.clone(),
                 alg: verified.alg,
                 error: VerifyError::BadClaim(e.as_str()),
             })));
@@ -229,7 +229,7 @@ fn decide(
                 RequireError::Forbidden => Kind::InsufficientScope,
                 RequireError::Unauthorized => Kind::InvalidToken,
             },
-            kid: verified.kid.as_deref().map(str::to_owned),
+            kid: verified.kid.clone(),
             alg: verified.alg,
             token: Some(verified),
         }));
@@ -288,7 +288,7 @@ fn revoked(request: &Request, verified: &Rc<Verified>, now: i64) -> Option<Outco
         reason: Cow::Borrowed("token revoked"),
         detail: Some(why.to_string()),
         challenge: Kind::InvalidToken,
-        kid: verified.kid.as_deref().map(str::to_owned),
+        kid: verified.kid.clone(),
         alg: verified.alg,
         token: None,
     }))

@@ -170,7 +170,7 @@ impl Verified {
 pub struct Denial {
     pub error: VerifyError,
     /// The header's `kid` and `alg` when the header parsed: attacker-chosen, log-escaped later.
-    pub kid: Option<String>,
+    pub kid: Option<Rc<str>>,
     pub alg: Option<Alg>,
 }
 
@@ -213,6 +213,7 @@ pub fn authenticate(
                 plaintext,
                 ..
             } = open(token, keys)?;
+            let kid: Option<Rc<str>> = kid.as_deref().map(Rc::from);
             let denial = |error| Denial {
                 error,
                 kid: kid.clone(),
@@ -222,7 +223,6 @@ pub fn authenticate(
             let times =
                 claims::check_times(&payload.registered(), &policy.claims, now).map_err(denial)?;
             let header = Rc::new(LazyJson::new(header, HEADER_LIMITS));
-            let kid = kid.as_deref().map(Rc::from);
             Ok((Verified::new(None, kid, header, times, payload), None))
         }
         Expect::Nested(keys) => {
@@ -230,7 +230,7 @@ pub fn authenticate(
             if !outer.is_nested() {
                 return Err(Denial {
                     error: VerifyError::Jwe("encrypted token is not nested (cty is not JWT)"),
-                    kid: outer.kid,
+                    kid: outer.kid.as_deref().map(Rc::from),
                     alg: None,
                 });
             }
@@ -251,7 +251,7 @@ fn open(token: &[u8], keys: &DecryptKeys) -> Result<Decrypted, Denial> {
         };
         Denial {
             error: VerifyError::Jwe(error),
-            kid: jwe::peek_kid(token),
+            kid: jwe::peek_kid(token).as_deref().map(Rc::from),
             alg: None,
         }
     })
@@ -267,7 +267,7 @@ fn authenticate_jws(
     let parsed = token::parse(token)?;
     let denial = |error| Denial {
         error,
-        kid: parsed.kid.as_deref().map(str::to_owned),
+        kid: parsed.kid.clone(),
         alg: Some(parsed.alg),
     };
     // The payload waits for the signature, unless a source is bound to an issuer (OIDC
@@ -402,7 +402,7 @@ pub fn authenticate_cached(
 fn recheck(verified: &Verified, policy: &Policy<'_>, now: i64) -> Result<(), Denial> {
     let denial = |error| Denial {
         error,
-        kid: verified.kid.as_deref().map(str::to_owned),
+        kid: verified.kid.clone(),
         alg: verified.alg,
     };
     if let Some(alg) = verified.alg.filter(|&a| !policy.algorithms.contains(a)) {

@@ -52,7 +52,7 @@ pub(super) struct Refusal {
     /// What the log line says, when it says more than `reason`.
     pub(super) detail: Option<String>,
     pub(super) challenge: Kind,
-    pub(super) kid: Option<String>,
+    pub(super) kid: Option<Rc<str>>,
     pub(super) alg: Option<Alg>,
     /// A token that verified but failed a requirement: its claims stay for the access log.
     pub(super) token: Option<Rc<Verified>>,

@@ -69,7 +69,7 @@ fn refusal(verified: &Rc<Verified>, error: MtlsError) -> Outcome {
         reason: Cow::Owned(error.to_string()),
         detail: None,
         challenge: Kind::InvalidToken,
-        kid: verified.kid.as_deref().map(str::to_owned),
+        kid: verified.kid.clone(),
         alg: verified.alg,
         token: None,
     })
@@ -164,7 +164,7 @@ pub(super) fn dpop_refusal(
                 reason: Cow::Owned(e.to_string()),
                 detail: None,
                 challenge,
-                kid: verified.kid.as_deref().map(str::to_owned),
+                kid: verified.kid.clone(),
                 alg: verified.alg,
                 token: None,
             }))

@@ -14,6 +14,8 @@ use super::header::{self, Header};
 use super::json::{JsonError, LazyJson, Limits};
 use super::scan;
 
+/// Strict base64url (RFC 7515 §2), as every JOSE segment is read.
+pub use super::b64::decode;
 pub use super::header::{HEADER_LIMITS, MAX_KID_LEN};
 
 pub const PAYLOAD_LIMITS: Limits = Limits {
@@ -229,12 +231,6 @@ fn find_dot(text: &[u8]) -> Option<usize> {
     }
     let tail = chunks.remainder().iter().position(|&b| b == b'.')?;
     Some(at + tail)
-}
-
-/// Strict base64url (RFC 7515 §2): URL-safe alphabet only, no padding, no whitespace, and
-/// zero trailing bits, so every byte string has exactly one accepted encoding.
-pub fn decode(segment: &[u8]) -> Option<Vec<u8>> {
-    b64::decode(segment)
 }
 
 fn payload_error(e: JsonError) -> VerifyError {
