@@ -58,16 +58,18 @@ struct Known {
     next: usize,
 }
 
+impl Known {
+    /// What was remembered of exactly these header bytes.
+    fn get(&self, segment: &[u8]) -> Option<&Header> {
+        let entry = self.entries.iter().find(|(text, _)| **text == *segment);
+        entry.map(|(_, header)| header)
+    }
+}
+
 /// The header in `segment` (base64url, as received), from the memo when a token that
 /// verified carried exactly these bytes; whether it came from there.
 pub fn parse(segment: &[u8]) -> Result<(Header, bool), VerifyError> {
-    let known = KNOWN.with_borrow(|known| {
-        known
-            .entries
-            .iter()
-            .find(|(text, _)| **text == *segment)
-            .map(|(_, header)| header.clone())
-    });
+    let known = KNOWN.with_borrow(|known| known.get(segment).cloned());
     match known {
         Some(header) => Ok((header, true)),
         None => parse_new(segment).map(|header| (header, false)),
@@ -81,7 +83,7 @@ pub fn remember(segment: &[u8], header: &Header) {
         return;
     }
     KNOWN.with_borrow_mut(|known| {
-        if known.entries.iter().any(|(text, _)| **text == *segment) {
+        if known.get(segment).is_some() {
             return;
         }
         let entry = (Box::from(segment), header.clone());

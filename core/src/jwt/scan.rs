@@ -363,14 +363,11 @@ impl<'a> Scanner<'a, '_> {
             if depth == 0 {
                 let value = self.span(inner)?;
                 let raw = self.raw(key);
+                let unescaped = key.escaped.then(|| self.unescaped(key));
                 if let Some(top) = self.top.as_mut() {
-                    if key.escaped {
-                        top(
-                            unescape(std::str::from_utf8(raw).unwrap_or("")).as_bytes(),
-                            value,
-                        );
-                    } else {
-                        top(raw, value);
+                    match &unescaped {
+                        Some(name) => top(name.as_bytes(), value),
+                        None => top(raw, value),
                     }
                 }
             } else {
